@@ -1,0 +1,1 @@
+//! Docker Swarm backend for clusterm (being written).

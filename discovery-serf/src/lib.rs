@@ -1,0 +1,1 @@
+//! HashiCorp Serf discovery for clusterm (being written).
