@@ -21,3 +21,9 @@ pub fn free_port(ip: &str) -> u16 {
         .map(|a| a.port())
         .unwrap_or_else(|e| panic!("no free port on {ip}: {e}"))
 }
+
+pub mod dockerd;
+pub mod process;
+pub mod serf;
+
+pub use process::ChildGuard;

@@ -5,6 +5,8 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::job::{JobReport, JobSpec};
 
+pub mod ansible;
+pub mod command;
 mod log;
 mod noop;
 

@@ -1,0 +1,1 @@
+//! `AnsiblePush`: configuration push with ansible-playbook.

@@ -1,0 +1,1 @@
+//! `CommandPush`: runs a configured program per action.

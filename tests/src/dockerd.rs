@@ -1,0 +1,1 @@
+//! Real dockerd daemons for tests.

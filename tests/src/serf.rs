@@ -1,0 +1,1 @@
+//! Real serf agents for tests.
