@@ -165,6 +165,8 @@ pub enum ClusterAction {
     MastersLost,
     /// A master is reachable again.
     MasterBack,
+    /// The last master in service was decommissioned or failed; a new one bootstraps.
+    MastersGone,
 }
 
 /// The cluster state `action` leads to, or `None` when not allowed.
@@ -177,6 +179,7 @@ pub fn cluster_step(from: ClusterState, action: ClusterAction) -> Option<Cluster
         (S::Bootstrapping, A::BootstrapFailed) => S::Empty,
         (S::Active, A::MastersLost) => S::Degraded,
         (S::Degraded, A::MasterBack) => S::Active,
+        (S::Active | S::Degraded, A::MastersGone) => S::Empty,
         _ => return None,
     })
 }

@@ -115,6 +115,24 @@ pub struct Job {
     pub ended_at: Option<Timestamp>,
 }
 
+impl Job {
+    /// A job that starts running at `now`, with no host group or rolling options.
+    pub fn running(id: JobId, kind: JobKind, nodes: Vec<String>, now: Timestamp) -> Self {
+        Job {
+            id,
+            kind,
+            nodes,
+            status: JobStatus::Running,
+            host_group: None,
+            rolling: None,
+            failed: BTreeMap::new(),
+            error: None,
+            created_at: now,
+            ended_at: None,
+        }
+    }
+}
+
 /// The configuration-push action a playbook implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

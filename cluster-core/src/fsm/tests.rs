@@ -136,6 +136,7 @@ fn cluster_table() {
         A::BootstrapFailed,
         A::MastersLost,
         A::MasterBack,
+        A::MastersGone,
     ];
     let legal = [
         (C::Empty, A::Bootstrap, C::Bootstrapping),
@@ -143,6 +144,8 @@ fn cluster_table() {
         (C::Bootstrapping, A::BootstrapFailed, C::Empty),
         (C::Active, A::MastersLost, C::Degraded),
         (C::Degraded, A::MasterBack, C::Active),
+        (C::Active, A::MastersGone, C::Empty),
+        (C::Degraded, A::MastersGone, C::Empty),
     ];
     for s in all_states {
         for a in all_actions {

@@ -1,0 +1,210 @@
+//! Manager behaviour with a clustering backend: bootstrap on the first master, joins,
+//! upgrades with drain and role changes, decommission, degraded clusters, secrets.
+
+use std::sync::Arc;
+
+use cluster_core::manager::Request;
+use cluster_core::testkit::doubles::{RecordingBackend, RecordingPush, SECRET_JOIN_TOKEN};
+use cluster_core::{
+    ClusterState, EventQuery, JobStatus, Manager, Member, MemberStatus, MembershipEvent,
+    MembershipKind, MemoryStore, NodeStatus, PushAction, Role,
+};
+
+async fn setup(names: &[&str]) -> (Manager, Arc<RecordingPush>, Arc<RecordingBackend>) {
+    let push = Arc::new(RecordingPush::new());
+    let backend = Arc::new(RecordingBackend::new());
+    let m = Manager::builder(Arc::new(MemoryStore::new()))
+        .push(push.clone())
+        .backend(backend.clone())
+        .start()
+        .await
+        .unwrap();
+    for n in names {
+        m.membership(MembershipEvent {
+            kind: MembershipKind::Joined,
+            member: Member::alive(*n, format!("127.0.0.{}", &n[1..])),
+        })
+        .unwrap();
+    }
+    m.settle().await.unwrap();
+    (m, push, backend)
+}
+
+#[tokio::test]
+async fn first_master_bootstraps_then_workers_join() {
+    let (m, push, backend) = setup(&["m1", "w2", "w3"]).await;
+    assert_eq!(m.cluster().state, ClusterState::Empty);
+    assert_eq!(m.cluster().backend, "recording");
+
+    let e = m
+        .commission(Request::nodes(["w2"]).host_group("service-worker"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no master yet"), "{e}");
+    assert_eq!(m.node("w2").unwrap().status, NodeStatus::Discovered);
+
+    let id = m
+        .commission(Request::nodes(["m1"]).host_group("service-master"))
+        .await
+        .unwrap();
+    assert_eq!(m.cluster().state, ClusterState::Bootstrapping);
+    assert_eq!(m.wait_job(id).await.unwrap().status, JobStatus::Complete);
+    let cluster = m.cluster();
+    assert_eq!(
+        (cluster.state, cluster.bootstrap_node.as_deref()),
+        (ClusterState::Active, Some("m1"))
+    );
+
+    let id = m
+        .commission(Request::nodes(["w2", "w3"]).host_group("service-worker"))
+        .await
+        .unwrap();
+    assert_eq!(m.wait_job(id).await.unwrap().status, JobStatus::Complete);
+    assert_eq!(
+        backend.ops(),
+        vec![
+            "bootstrap m1",
+            "join_vars w2",
+            "join_vars w3",
+            "join w2",
+            "join w3"
+        ]
+    );
+    let members = cluster_core::ClusterBackend::members(&*backend)
+        .await
+        .unwrap();
+    assert_eq!(members.len(), 3);
+    assert_eq!(
+        members.iter().find(|b| b.name == "w2").unwrap().role,
+        Role::Worker
+    );
+
+    // The join token reached the playbook vars, and nothing a person can read.
+    let provision = push.calls_of(PushAction::Provision);
+    let w2 = provision[1].hosts.iter().find(|h| h.name == "w2").unwrap();
+    assert_eq!(w2.vars["join_token"], SECRET_JOIN_TOKEN);
+    let log: String = m
+        .job_log(id)
+        .unwrap()
+        .lines_after(0)
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    assert!(!log.contains(SECRET_JOIN_TOKEN));
+    let job = serde_json::to_string(&m.job(id).await.unwrap()).unwrap();
+    assert!(!job.contains(SECRET_JOIN_TOKEN));
+    let events = serde_json::to_string(&m.events(EventQuery::all(0, 1000)).await.unwrap()).unwrap();
+    assert!(!events.contains(SECRET_JOIN_TOKEN));
+    let nodes = serde_json::to_string(&m.nodes()).unwrap();
+    assert!(!nodes.contains(SECRET_JOIN_TOKEN));
+}
+
+#[tokio::test]
+async fn failed_bootstrap_fails_the_batch_and_empties_the_cluster() {
+    let (m, _, backend) = setup(&["m1", "w2"]).await;
+    backend.fail("bootstrap", "m1");
+    let id = m
+        .commission(Request::nodes(["m1", "w2"]).host_group("service-master"))
+        .await
+        .unwrap();
+    let job = m.wait_job(id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Errored);
+    assert_eq!(m.node("m1").unwrap().status, NodeStatus::Failed);
+    let w2 = m.node("w2").unwrap();
+    assert_eq!(w2.status, NodeStatus::Failed);
+    assert!(w2.error.unwrap().contains("cluster bootstrap on m1 failed"));
+    assert_eq!(m.cluster().state, ClusterState::Empty);
+    assert_eq!(backend.ops(), vec!["bootstrap m1"]);
+}
+
+#[tokio::test]
+async fn upgrade_drains_pushes_reactivates_and_moves_roles() {
+    let (m, push, backend) = setup(&["m1", "w2"]).await;
+    let id = m
+        .commission(Request::nodes(["m1"]).host_group("service-master"))
+        .await
+        .unwrap();
+    m.wait_job(id).await.unwrap();
+    let id = m
+        .commission(Request::nodes(["w2"]).host_group("service-worker"))
+        .await
+        .unwrap();
+    m.wait_job(id).await.unwrap();
+
+    let id = m
+        .upgrade(Request::nodes(["w2"]).host_group("service-master"))
+        .await
+        .unwrap();
+    assert_eq!(m.wait_job(id).await.unwrap().status, JobStatus::Complete);
+    let w2 = m.node("w2").unwrap();
+    assert_eq!(w2.status, NodeStatus::Upgraded);
+    assert_eq!(w2.host_group.unwrap().as_str(), "service-master");
+    let tail: Vec<_> = backend.ops().into_iter().skip(3).collect();
+    assert_eq!(tail, vec!["drain w2", "set_role w2", "activate w2"]);
+    assert_eq!(push.calls_of(PushAction::Upgrade).len(), 1);
+    let members = cluster_core::ClusterBackend::members(&*backend)
+        .await
+        .unwrap();
+    assert_eq!(
+        members.iter().find(|b| b.name == "w2").unwrap().role,
+        Role::Master
+    );
+
+    // A node whose drain fails is not pushed and ends Failed.
+    backend.fail("drain", "m1");
+    let id = m.upgrade(Request::nodes(["m1"])).await.unwrap();
+    let job = m.wait_job(id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Errored);
+    assert_eq!(m.node("m1").unwrap().status, NodeStatus::Failed);
+    assert_eq!(push.calls_of(PushAction::Upgrade).len(), 1);
+}
+
+#[tokio::test]
+async fn decommission_leaves_then_cleans_up_and_masters_gone_empties_the_cluster() {
+    let (m, push, backend) = setup(&["m1", "w2"]).await;
+    let id = m
+        .commission(Request::nodes(["m1", "w2"]).host_group("service-master"))
+        .await
+        .unwrap();
+    assert_eq!(m.wait_job(id).await.unwrap().status, JobStatus::Complete);
+
+    // Master unreachable -> Degraded; back -> Active.
+    let down = |kind, status| MembershipEvent {
+        kind,
+        member: Member {
+            status,
+            ..Member::alive("m1", "127.0.0.1")
+        },
+    };
+    m.membership(down(MembershipKind::Failed, MemberStatus::Failed))
+        .unwrap();
+    m.settle().await.unwrap();
+    assert_eq!(
+        m.cluster().state,
+        ClusterState::Active,
+        "w2 is a reachable master"
+    );
+
+    let id = m.decommission(Request::nodes(["w2"])).await.unwrap();
+    assert_eq!(m.wait_job(id).await.unwrap().status, JobStatus::Complete);
+    assert_eq!(m.node("w2").unwrap().status, NodeStatus::Decommissioned);
+    assert!(backend.ops().contains(&"leave w2".to_string()));
+    assert_eq!(push.calls_of(PushAction::Cleanup).len(), 1);
+    m.membership(down(MembershipKind::Failed, MemberStatus::Failed))
+        .unwrap();
+    m.settle().await.unwrap();
+    assert_eq!(m.cluster().state, ClusterState::Degraded);
+    m.membership(down(MembershipKind::Joined, MemberStatus::Alive))
+        .unwrap();
+    m.settle().await.unwrap();
+    assert_eq!(m.cluster().state, ClusterState::Active);
+
+    let id = m.decommission(Request::nodes(["m1"])).await.unwrap();
+    assert_eq!(m.wait_job(id).await.unwrap().status, JobStatus::Complete);
+    assert_eq!(m.cluster().state, ClusterState::Empty);
+    // A decommissioned node may be commissioned again and bootstraps anew.
+    let id = m.commission(Request::nodes(["w2"])).await.unwrap();
+    assert_eq!(m.wait_job(id).await.unwrap().status, JobStatus::Complete);
+    assert_eq!(m.cluster().bootstrap_node.as_deref(), Some("w2"));
+    assert_eq!(m.node("w2").unwrap().status, NodeStatus::Commissioned);
+}
