@@ -12,12 +12,16 @@ use std::time::{Duration, Instant};
 
 use cluster_core::manager::Request;
 use cluster_core::{
-    InventoryStore, JobStatus, Manager, Member, MembershipEvent, MembershipKind, NodeStatus, registry,
+    InventoryStore, JobStatus, Manager, Member, MembershipEvent, MembershipKind, NodeStatus,
+    registry,
 };
 use serde_json::json;
 
 fn member(i: usize) -> MembershipEvent {
-    let mut m = Member::alive(format!("node-{i:06}"), format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255));
+    let mut m = Member::alive(
+        format!("node-{i:06}"),
+        format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
+    );
     m.serial = format!("SN{i:08}");
     m.tags.insert("NodeLabel".into(), m.name.clone());
     m.tags.insert("NodeSerial".into(), m.serial.clone());
@@ -31,7 +35,11 @@ fn member(i: usize) -> MembershipEvent {
 /// The store under test: `redb` unless `CLUSTERM_BENCH_STORE` names another.
 async fn redb(dir: &std::path::Path) -> Arc<dyn InventoryStore> {
     let name = std::env::var("CLUSTERM_BENCH_STORE").unwrap_or_else(|_| "redb".into());
-    let config = if name == "redb" { json!({ "dir": dir }) } else { json!({}) };
+    let config = if name == "redb" {
+        json!({ "dir": dir })
+    } else {
+        json!({})
+    };
     registry::build::<dyn InventoryStore>(&name, config)
         .await
         .expect("store")
@@ -62,12 +70,17 @@ async fn discover(m: &Manager, n: usize) {
 async fn main() {
     let mut args = std::env::args().skip(1);
     let nodes: usize = args.next().map_or(10_000, |a| a.parse().expect("nodes"));
-    let rss_nodes: usize = args.next().map_or(100_000, |a| a.parse().expect("rss_nodes"));
+    let rss_nodes: usize = args
+        .next()
+        .map_or(100_000, |a| a.parse().expect("rss_nodes"));
     let dir = tempfile::tempdir().expect("temp dir");
 
     // Discover + commission through the manager, durable store, no-op push.
     let store = redb(dir.path()).await;
-    let m = Manager::builder(store.clone()).start().await.expect("start");
+    let m = Manager::builder(store.clone())
+        .start()
+        .await
+        .expect("start");
     let t0 = Instant::now();
     discover(&m, nodes).await;
     let discovered = t0.elapsed();
@@ -80,27 +93,53 @@ async fn main() {
     let job = m.wait_job(id).await.expect("job");
     let commissioned = t1.elapsed();
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
-    assert!(m.nodes().iter().all(|n| n.status == NodeStatus::Commissioned));
+    assert!(
+        m.nodes()
+            .iter()
+            .all(|n| n.status == NodeStatus::Commissioned)
+    );
     figure("discover_nodes_time", discovered.as_secs_f64() * 1e3, "ms");
-    figure("commission_nodes_time", commissioned.as_secs_f64() * 1e3, "ms");
-    figure("discover_and_commission_total", (discovered + commissioned).as_secs_f64() * 1e3, "ms");
+    figure(
+        "commission_nodes_time",
+        commissioned.as_secs_f64() * 1e3,
+        "ms",
+    );
+    figure(
+        "discover_and_commission_total",
+        (discovered + commissioned).as_secs_f64() * 1e3,
+        "ms",
+    );
     figure("nodes", nodes as f64, "nodes");
 
     // Transitions per second: upgrades commit two transitions per node.
     let t2 = Instant::now();
-    let id = m.upgrade(Request::nodes(names.clone())).await.expect("upgrade");
+    let id = m
+        .upgrade(Request::nodes(names.clone()))
+        .await
+        .expect("upgrade");
     m.wait_job(id).await.expect("job");
     let upgraded = t2.elapsed();
-    figure("transitions_per_second", (2 * nodes) as f64 / upgraded.as_secs_f64(), "transitions/s");
+    figure(
+        "transitions_per_second",
+        (2 * nodes) as f64 / upgraded.as_secs_f64(),
+        "transitions/s",
+    );
 
     // Single-node requests: one durable commit each (accept) plus one (outcome).
     let sample = nodes.min(200);
     let t3 = Instant::now();
     for name in names.iter().take(sample) {
-        let id = m.upgrade(Request::nodes([name.clone()])).await.expect("upgrade");
+        let id = m
+            .upgrade(Request::nodes([name.clone()]))
+            .await
+            .expect("upgrade");
         m.wait_job(id).await.expect("job");
     }
-    figure("single_node_job_latency", t3.elapsed().as_secs_f64() * 1e3 / sample as f64, "ms");
+    figure(
+        "single_node_job_latency",
+        t3.elapsed().as_secs_f64() * 1e3 / sample as f64,
+        "ms",
+    );
     m.shutdown().await;
     drop(m);
 
@@ -113,7 +152,11 @@ async fn main() {
     };
     let t4 = Instant::now();
     let m = Manager::builder(store).start().await.expect("restart");
-    figure("restart_reconcile_time", t4.elapsed().as_secs_f64() * 1e3, "ms");
+    figure(
+        "restart_reconcile_time",
+        t4.elapsed().as_secs_f64() * 1e3,
+        "ms",
+    );
     assert_eq!(m.node_count(), nodes);
     m.shutdown().await;
     drop(m);
@@ -129,6 +172,10 @@ async fn main() {
     assert_eq!(m.node_count(), rss_nodes);
     figure("rss_nodes", rss_nodes as f64, "nodes");
     figure("rss_total", after as f64 / (1024.0 * 1024.0), "MiB");
-    figure("rss_per_node", after.saturating_sub(before) as f64 / rss_nodes as f64, "bytes");
+    figure(
+        "rss_per_node",
+        after.saturating_sub(before) as f64 / rss_nodes as f64,
+        "bytes",
+    );
     m.shutdown().await;
 }
