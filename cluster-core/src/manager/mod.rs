@@ -33,6 +33,7 @@ mod jobs;
 mod membership;
 mod requests;
 mod runners;
+mod steps;
 
 use commit::WriteState;
 use jobs::JobTable;
