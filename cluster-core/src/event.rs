@@ -20,6 +20,8 @@ pub enum EventKind {
     Updated,
     /// A verification of a reappearing node ran.
     Verified,
+    /// The record was replaced (an address-enrolled node discovered under its name).
+    Removed,
 }
 
 /// One append-only audit record (design.md section 2).

@@ -414,6 +414,30 @@ async fn discover_enrolls_addresses_and_discovery_completes_them() {
         (n.status, n.reachability),
         (NodeStatus::Discovered, Reachability::Reachable)
     );
+    // A host enrolled by address that joins under its own name replaces the record.
+    m.membership(MembershipEvent {
+        kind: MembershipKind::Joined,
+        member: Member::alive("web-1", "node-b.example"),
+    })
+    .unwrap();
+    m.settle().await.unwrap();
+    assert!(m.node("node-b.example").is_err());
+    let web = m.node("web-1").unwrap();
+    assert_eq!(
+        (web.status, web.addr.as_str()),
+        (NodeStatus::Discovered, "node-b.example")
+    );
+    assert_eq!(web.last_job, Some(id));
+    let created = m.events(EventQuery::node("web-1", 0, 10)).await.unwrap();
+    assert!(
+        created[0].cause.contains("enrolled as node-b.example"),
+        "{created:?}"
+    );
+    let gone = m.events(EventQuery::all(0, 100)).await.unwrap();
+    assert!(
+        gone.iter()
+            .any(|e| e.node == "node-b.example" && e.kind == EventKind::Removed)
+    );
 }
 
 #[tokio::test]

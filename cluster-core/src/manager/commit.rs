@@ -52,6 +52,7 @@ pub(super) struct Changes {
     pub now: Timestamp,
     /// Final node records, each with the condition from when it was first read.
     nodes: BTreeMap<String, (Expect, Node)>,
+    removed: BTreeMap<String, Expect>,
     events: Vec<NodeEvent>,
     jobs: Vec<Job>,
     cluster: Option<Cluster>,
@@ -63,6 +64,7 @@ impl Changes {
         Changes {
             now: chrono::Utc::now(),
             nodes: BTreeMap::new(),
+            removed: BTreeMap::new(),
             events: Vec::new(),
             jobs: Vec::new(),
             cluster: None,
@@ -72,6 +74,9 @@ impl Changes {
 
     /// The latest version of `name`: this change set's, else the committed one.
     pub fn node(&self, inner: &Inner, name: &str) -> Option<Node> {
+        if self.removed.contains_key(name) {
+            return None;
+        }
         match self.nodes.get(name) {
             Some((_, n)) => Some(n.clone()),
             None => read(&inner.nodes).get(name).cloned(),
@@ -89,6 +94,14 @@ impl Changes {
             .get(&node.name)
             .map_or(Expect::Absent, Expect::read_at);
         self.nodes.insert(node.name.clone(), (expect, node));
+    }
+
+    /// Stages the deletion of a committed node.
+    pub fn remove(&mut self, inner: &Inner, name: &str) {
+        self.nodes.remove(name);
+        if let Some(node) = read(&inner.nodes).get(name) {
+            self.removed.insert(name.to_owned(), Expect::read_at(node));
+        }
     }
 
     /// Records an audit event.
@@ -193,6 +206,7 @@ impl Changes {
 
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
+            && self.removed.is_empty()
             && self.events.is_empty()
             && self.jobs.is_empty()
             && self.cluster.is_none()
@@ -213,6 +227,8 @@ impl Inner {
             published.push(node.clone());
             batch.put_node(node, expect);
         }
+        batch.removals = changes.removed.into_iter().collect();
+        let removed: Vec<String> = batch.removals.iter().map(|(n, _)| n.clone()).collect();
         batch.events = changes.events;
         batch.jobs = changes.jobs;
         batch.cluster = changes.cluster.clone();
@@ -220,6 +236,9 @@ impl Inner {
         let applied = self.store.apply(batch).await?;
 
         let mut nodes = write(&self.nodes);
+        for name in removed {
+            nodes.remove(&name);
+        }
         for mut node in published {
             node.revision = applied.revision;
             nodes.insert(node.name.clone(), node);

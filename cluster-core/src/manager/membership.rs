@@ -114,6 +114,22 @@ impl Inner {
                     ch.now,
                 )
                 .reachability;
+                let mut cause = cause;
+                if let Some(enrolled) = self.enrolled_as(&ch, m) {
+                    // The host was enrolled by address; it now has its real name.
+                    node.vars = enrolled.vars;
+                    node.last_job = enrolled.last_job;
+                    ch.remove(self, &enrolled.name);
+                    ch.event(
+                        &enrolled.name,
+                        EventKind::Removed,
+                        NodeStatus::New.as_str(),
+                        "",
+                        format!("discovered as {}", m.name),
+                        None,
+                    );
+                    cause = format!("{cause} (enrolled as {})", enrolled.name);
+                }
                 ch.event(
                     &m.name,
                     EventKind::Created,
@@ -190,6 +206,16 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// The `New` node enrolled under the member's address, when the member has a
+    /// different name.
+    fn enrolled_as(&self, ch: &Changes, m: &crate::node::Member) -> Option<Node> {
+        if m.addr.is_empty() || m.addr == m.name {
+            return None;
+        }
+        ch.node(self, &m.addr)
+            .filter(|n| n.status == NodeStatus::New && n.addr == m.addr)
     }
 
     /// Feeds the discovery source into the loop: the current members first (so a

@@ -55,8 +55,15 @@ impl InventoryStore for MemoryStore {
             let stored = inner.nodes.get(&node.name).map_or(0, |n| n.revision);
             expect.check(&node.name, stored)?;
         }
+        for (name, expect) in &batch.removals {
+            let stored = inner.nodes.get(name).map_or(0, |n| n.revision);
+            expect.check(name, stored)?;
+        }
         inner.revision += 1;
         let revision = inner.revision;
+        for (name, _) in &batch.removals {
+            inner.nodes.remove(name);
+        }
         for (mut node, _) in batch.nodes {
             node.revision = revision;
             inner.nodes.insert(node.name.clone(), node);

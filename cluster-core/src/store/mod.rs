@@ -67,6 +67,9 @@ impl Expect {
 pub struct Batch {
     /// Node records to write, each with its compare-and-set condition.
     pub nodes: Vec<(Node, Expect)>,
+    /// Node records to delete (by name), each with its compare-and-set condition;
+    /// deleting an absent node under `Expect::Any` is a no-op.
+    pub removals: Vec<(String, Expect)>,
     /// Audit records to append (their `seq` is assigned by the store).
     pub events: Vec<NodeEvent>,
     /// Job records to insert or replace.
@@ -86,6 +89,12 @@ impl Batch {
     /// Adds a node write.
     pub fn put_node(&mut self, node: Node, expect: Expect) -> &mut Self {
         self.nodes.push((node, expect));
+        self
+    }
+
+    /// Adds a node deletion.
+    pub fn remove_node(&mut self, name: impl Into<String>, expect: Expect) -> &mut Self {
+        self.removals.push((name.into(), expect));
         self
     }
 
@@ -116,6 +125,7 @@ impl Batch {
     /// Whether the batch writes nothing.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
+            && self.removals.is_empty()
             && self.events.is_empty()
             && self.jobs.is_empty()
             && self.globals.is_none()
