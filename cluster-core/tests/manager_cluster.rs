@@ -208,3 +208,66 @@ async fn decommission_leaves_then_cleans_up_and_masters_gone_empties_the_cluster
     assert_eq!(m.cluster().bootstrap_node.as_deref(), Some("w2"));
     assert_eq!(m.node("w2").unwrap().status, NodeStatus::Commissioned);
 }
+
+#[tokio::test]
+async fn auto_commission_rules_commission_fresh_nodes_by_tag() {
+    use cluster_core::manager::{AutoCommission, ManagerConfig};
+    use cluster_core::testkit::eventually;
+    let backend = Arc::new(RecordingBackend::new());
+    let rule = |value: &str, group: &str| AutoCommission {
+        tag: "role".into(),
+        value: Some(value.into()),
+        host_group: group.into(),
+    };
+    let config = ManagerConfig {
+        auto_commission: vec![
+            rule("master", "service-master"),
+            rule("worker", "service-worker"),
+        ],
+        ..ManagerConfig::default()
+    };
+    let m = Manager::builder(Arc::new(MemoryStore::new()))
+        .backend(backend.clone())
+        .config(config)
+        .start()
+        .await
+        .unwrap();
+    let tagged = |name: &str, role: Option<&str>| {
+        let mut member = Member::alive(name, "127.0.0.9");
+        if let Some(r) = role {
+            member.tags.insert("role".into(), r.into());
+        }
+        MembershipEvent {
+            kind: MembershipKind::Joined,
+            member,
+        }
+    };
+    // Workers listed first: the master still bootstraps before they join.
+    for (n, r) in [("w1", Some("worker")), ("m1", Some("master")), ("x1", None)] {
+        m.membership(tagged(n, r)).unwrap();
+    }
+    m.settle().await.unwrap();
+    let wait = std::time::Duration::from_secs(10);
+    eventually("auto-commissioned nodes", wait, || {
+        let done = ["w1", "m1"]
+            .iter()
+            .all(|n| m.node(n).unwrap().status == NodeStatus::Commissioned);
+        done.then_some(())
+    })
+    .await;
+    assert_eq!(m.node("x1").unwrap().status, NodeStatus::Discovered);
+    assert_eq!(m.cluster().state, ClusterState::Active);
+    assert_eq!(
+        m.node("m1").unwrap().host_group.unwrap().as_str(),
+        "service-master"
+    );
+    assert_eq!(backend.ops()[0], "bootstrap m1");
+
+    m.membership(tagged("w2", Some("worker"))).unwrap();
+    m.settle().await.unwrap();
+    eventually("late worker commissioned", wait, || {
+        (m.node("w2").unwrap().status == NodeStatus::Commissioned).then_some(())
+    })
+    .await;
+    assert!(backend.ops().contains(&"join w2".to_string()));
+}

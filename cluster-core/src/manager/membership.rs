@@ -10,12 +10,12 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::commit::Changes;
-use super::{Inner, read, write};
+use super::{Inner, Request, read, write};
 use crate::cluster::{Cluster, ClusterState};
 use crate::error::Result;
 use crate::event::{EventKind, MembershipEvent, MembershipKind};
 use crate::fsm::{self, Action, ClusterAction};
-use crate::job::JobStatus;
+use crate::job::{JobKind, JobStatus};
 use crate::node::{MemberStatus, Node, NodeStatus, Reachability};
 
 /// Events folded into one commit at most.
@@ -102,6 +102,7 @@ impl Inner {
         let mut ws = self.write.lock().await;
         let mut ch = Changes::new();
         let mut verify = Vec::new();
+        let mut fresh = Vec::new();
         for ev in events {
             let m = &ev.member;
             let cause = format!("member {}", kind_name(ev.kind));
@@ -138,6 +139,9 @@ impl Inner {
                     &cause,
                     None,
                 );
+                if node.reachability.is_reachable() {
+                    fresh.push(m.name.clone());
+                }
                 ch.put(self, node);
                 continue;
             };
@@ -181,12 +185,16 @@ impl Inner {
                 changed = true;
             }
             if changed {
+                if current.status == NodeStatus::New && node.status == NodeStatus::Discovered {
+                    fresh.push(m.name.clone());
+                }
                 ch.put(self, node);
             }
             if outcome.verify {
                 verify.push(m.name.clone());
             }
         }
+        let auto = self.stage_auto_commission(&mut ch, &fresh);
         match ch.cluster(self).state {
             ClusterState::Active if !self.any_master_reachable(&ch) => {
                 ch.cluster_step(self, ClusterAction::MastersLost);
@@ -198,6 +206,7 @@ impl Inner {
         }
         self.commit(&mut ws, ch).await?;
         drop(ws);
+        self.auto_commission(auto).await;
         if self.config.verify_on_reappear {
             for name in verify {
                 if let Err(e) = self.start_verify(&name).await {
@@ -206,6 +215,41 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// Gives fresh nodes that match an auto-commission rule the rule's host group
+    /// (staged with the membership commit) and returns their names.
+    fn stage_auto_commission(&self, ch: &mut Changes, fresh: &[String]) -> Vec<String> {
+        let rules = &self.config.auto_commission;
+        let mut matched = Vec::new();
+        for name in fresh {
+            let Some(mut node) = ch.node(self, name) else {
+                continue;
+            };
+            let Some(rule) = rules.iter().find(|r| r.matches(&node.tags)) else {
+                continue;
+            };
+            node.host_group = Some(rule.host_group.clone());
+            ch.put(self, node);
+            matched.push(name.clone());
+        }
+        matched
+    }
+
+    /// One commission job for the auto-commissioned nodes: each goes under its own host
+    /// group, and a master among them bootstraps an empty cluster before the rest join.
+    async fn auto_commission(self: &Arc<Self>, names: Vec<String>) {
+        if names.is_empty() {
+            return;
+        }
+        let count = names.len();
+        match self
+            .accept(JobKind::Commission, Request::nodes(names))
+            .await
+        {
+            Ok(job) => tracing::info!(%job, nodes = count, "auto-commission started"),
+            Err(e) => tracing::warn!(nodes = count, error = %e, "auto-commission refused"),
+        }
     }
 
     /// The `New` node enrolled under the member's address, when the member has a

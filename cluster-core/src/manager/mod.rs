@@ -51,6 +51,30 @@ pub enum Remediation {
     None,
 }
 
+/// Commissions newly discovered nodes whose tag matches, under a host group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoCommission {
+    /// Discovery tag to look at (e.g. `role`).
+    pub tag: String,
+    /// Value the tag must have; any value when absent.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Host group the matching nodes are commissioned under.
+    pub host_group: HostGroup,
+}
+
+impl AutoCommission {
+    /// Whether a node with these tags matches the rule.
+    pub fn matches(&self, tags: &BTreeMap<String, String>) -> bool {
+        match (tags.get(&self.tag), &self.value) {
+            (Some(v), Some(want)) => v == want,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
 /// Manager settings; the defaults suit one machine with nothing else configured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -64,6 +88,9 @@ pub struct ManagerConfig {
     pub verify_on_reappear: bool,
     /// What a failed verification leads to.
     pub remediation: Remediation,
+    /// Rules that commission newly discovered nodes by tag (first match wins; none by
+    /// default: commissioning is an operator's decision).
+    pub auto_commission: Vec<AutoCommission>,
     /// Log lines of a job kept in memory (older ones live in the spill file only).
     pub log_capacity: usize,
     /// Where job logs are spilled whole (`<dir>/job-<id>.log`); none keeps only the ring.
@@ -82,6 +109,7 @@ impl Default for ManagerConfig {
             job_timeout: Some(Duration::from_secs(3600)),
             verify_on_reappear: true,
             remediation: Remediation::default(),
+            auto_commission: Vec::new(),
             log_capacity: 10_000,
             log_dir: None,
             logs_kept: 64,
