@@ -5,6 +5,8 @@
 //! Everything that talks to the outside world (Serf, Ansible, Docker, ...) lives in its
 //! own crate behind these traits; this crate holds the rules and the bookkeeping.
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod cluster;
 pub mod discovery;

@@ -11,11 +11,19 @@ use cluster_core::{
 };
 
 async fn setup(names: &[&str]) -> (Manager, Arc<RecordingPush>, Arc<RecordingBackend>) {
+    setup_with(names, cluster_core::ManagerConfig::default()).await
+}
+
+async fn setup_with(
+    names: &[&str],
+    config: cluster_core::ManagerConfig,
+) -> (Manager, Arc<RecordingPush>, Arc<RecordingBackend>) {
     let push = Arc::new(RecordingPush::new());
     let backend = Arc::new(RecordingBackend::new());
     let m = Manager::builder(Arc::new(MemoryStore::new()))
         .push(push.clone())
         .backend(backend.clone())
+        .config(config)
         .start()
         .await
         .unwrap();
@@ -270,4 +278,36 @@ async fn auto_commission_rules_commission_fresh_nodes_by_tag() {
     })
     .await;
     assert!(backend.ops().contains(&"join w2".to_string()));
+}
+
+#[tokio::test]
+async fn a_hanging_backend_call_is_cancelled_and_the_node_fails() {
+    let config = cluster_core::ManagerConfig {
+        cancel_grace: std::time::Duration::from_millis(100),
+        ..Default::default()
+    };
+    let (m, _, backend) = setup_with(&["m1", "w2"], config).await;
+    let id = m
+        .commission(Request::nodes(["m1"]).host_group("service-master"))
+        .await
+        .unwrap();
+    m.wait_job(id).await.unwrap();
+    backend.hang("join", "w2");
+    let id = m
+        .commission(Request::nodes(["w2"]).host_group("service-worker"))
+        .await
+        .unwrap();
+    cluster_core::testkit::eventually("join to start", std::time::Duration::from_secs(10), || {
+        backend.ops().contains(&"join w2".to_string()).then_some(())
+    })
+    .await;
+    assert_eq!(m.node("w2").unwrap().status, NodeStatus::Commissioning);
+    m.cancel(id).await.unwrap();
+    let job = m.wait_job(id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Cancelled);
+    let w2 = m.node("w2").unwrap();
+    assert_eq!(
+        (w2.status, w2.error.as_deref()),
+        (NodeStatus::Failed, Some("cancelled by request"))
+    );
 }

@@ -139,6 +139,7 @@ struct Cluster {
 pub struct RecordingBackend {
     ops: Mutex<Vec<String>>,
     fail: Mutex<HashSet<(String, String)>>,
+    hang: Mutex<HashSet<(String, String)>>,
     cluster: Mutex<Cluster>,
 }
 
@@ -158,9 +159,18 @@ impl RecordingBackend {
         lock(&self.fail).insert((op.to_owned(), node.to_owned()));
     }
 
-    fn record(&self, op: &str, node: &BackendNode) -> Result<()> {
+    /// Makes `op` for `node` never return (the manager must cancel or time it out).
+    pub fn hang(&self, op: &str, node: &str) {
+        lock(&self.hang).insert((op.to_owned(), node.to_owned()));
+    }
+
+    async fn record(&self, op: &str, node: &BackendNode) -> Result<()> {
         lock(&self.ops).push(format!("{op} {}", node.name));
-        if lock(&self.fail).contains(&(op.to_owned(), node.name.clone())) {
+        let key = (op.to_owned(), node.name.clone());
+        if lock(&self.hang).contains(&key) {
+            std::future::pending::<()>().await;
+        }
+        if lock(&self.fail).contains(&key) {
             return Err(Error::Backend {
                 backend: "recording".into(),
                 operation: op.into(),
@@ -179,7 +189,7 @@ impl ClusterBackend for RecordingBackend {
     }
 
     async fn bootstrap(&self, master: &BackendNode) -> Result<()> {
-        self.record("bootstrap", master)?;
+        self.record("bootstrap", master).await?;
         let mut c = lock(&self.cluster);
         c.created = true;
         c.members.insert(master.name.clone(), (Role::Master, true));
@@ -187,12 +197,12 @@ impl ClusterBackend for RecordingBackend {
     }
 
     async fn join_vars(&self, node: &BackendNode) -> Result<Value> {
-        self.record("join_vars", node)?;
+        self.record("join_vars", node).await?;
         Ok(json!({ "join_token": SECRET_JOIN_TOKEN }))
     }
 
     async fn join(&self, node: &BackendNode) -> Result<()> {
-        self.record("join", node)?;
+        self.record("join", node).await?;
         let mut c = lock(&self.cluster);
         if !c.created {
             return Err(Error::Backend {
@@ -209,21 +219,21 @@ impl ClusterBackend for RecordingBackend {
     }
 
     async fn drain(&self, node: &BackendNode) -> Result<()> {
-        self.record("drain", node)
+        self.record("drain", node).await
     }
 
     async fn activate(&self, node: &BackendNode) -> Result<()> {
-        self.record("activate", node)
+        self.record("activate", node).await
     }
 
     async fn leave(&self, node: &BackendNode) -> Result<()> {
-        self.record("leave", node)?;
+        self.record("leave", node).await?;
         lock(&self.cluster).members.remove(&node.name);
         Ok(())
     }
 
     async fn set_role(&self, node: &BackendNode) -> Result<()> {
-        self.record("set_role", node)?;
+        self.record("set_role", node).await?;
         if let Some(m) = lock(&self.cluster).members.get_mut(&node.name) {
             m.0 = node.role;
         }
