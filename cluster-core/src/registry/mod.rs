@@ -6,6 +6,8 @@
 //! let store = registry::build::<dyn InventoryStore>("memory", json!({})).await?;
 //! ```
 
+pub mod plugin;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,6 +27,14 @@ pub struct Factory<T: ?Sized + 'static> {
     /// Builds the implementation from its configuration section (a JSON object).
     pub build: fn(Value) -> BuildFuture<T>,
 }
+
+impl<T: ?Sized + 'static> Clone for Factory<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: ?Sized + 'static> Copy for Factory<T> {}
 
 impl<T: ?Sized + 'static> Factory<T> {
     /// A factory for `inventory::submit!`.
@@ -51,19 +61,47 @@ inventory::collect!(DiscoveryFactory);
 pub trait Component: 'static {
     /// The registry's name in messages (`store`, `push`, ...).
     const KIND: &'static str;
+    /// Factories of this kind registered by loaded plugins.
+    fn loaded(reg: &plugin::Registrar) -> &[Factory<Self>];
 }
 
 impl Component for dyn InventoryStore {
     const KIND: &'static str = "store";
+    fn loaded(reg: &plugin::Registrar) -> &[Factory<Self>] {
+        &reg.stores
+    }
 }
 impl Component for dyn ConfigPush {
     const KIND: &'static str = "push";
+    fn loaded(reg: &plugin::Registrar) -> &[Factory<Self>] {
+        &reg.pushes
+    }
 }
 impl Component for dyn ClusterBackend {
     const KIND: &'static str = "backend";
+    fn loaded(reg: &plugin::Registrar) -> &[Factory<Self>] {
+        &reg.backends
+    }
 }
 impl Component for dyn Discovery {
     const KIND: &'static str = "discovery";
+    fn loaded(reg: &plugin::Registrar) -> &[Factory<Self>] {
+        &reg.discoveries
+    }
+}
+
+/// Every factory of component `T`: built-in (`inventory`) ones first, then plugins'.
+fn factories<T>() -> Vec<Factory<T>>
+where
+    T: Component + ?Sized,
+    Factory<T>: inventory::Collect,
+{
+    let loaded = plugin::LOADED.read().unwrap_or_else(|p| p.into_inner());
+    inventory::iter::<Factory<T>>
+        .into_iter()
+        .copied()
+        .chain(T::loaded(&loaded).iter().copied())
+        .collect()
 }
 
 /// Every registered name for component `T`, sorted.
@@ -72,10 +110,7 @@ where
     T: Component + ?Sized,
     Factory<T>: inventory::Collect,
 {
-    let mut names: Vec<_> = inventory::iter::<Factory<T>>
-        .into_iter()
-        .map(|f| f.name)
-        .collect();
+    let mut names: Vec<_> = factories::<T>().into_iter().map(|f| f.name).collect();
     names.sort_unstable();
     names.dedup();
     names
@@ -87,7 +122,7 @@ where
     T: Component + ?Sized,
     Factory<T>: inventory::Collect,
 {
-    let factory = inventory::iter::<Factory<T>>
+    let factory = factories::<T>()
         .into_iter()
         .find(|f| f.name == name)
         .ok_or_else(|| Error::UnknownComponent {
