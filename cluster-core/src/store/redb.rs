@@ -47,6 +47,23 @@ pub struct RedbConfig {
     /// Data directory (created when missing); the store is one file inside it.
     #[serde(alias = "path", default = "default_dir")]
     pub dir: PathBuf,
+    /// Page cache size in MiB; the manager keeps its own copy of every node, so a small
+    /// cache is enough and keeps memory per node low.
+    #[serde(default = "default_cache_mib")]
+    pub cache_mib: usize,
+}
+
+impl Default for RedbConfig {
+    fn default() -> Self {
+        RedbConfig {
+            dir: default_dir(),
+            cache_mib: default_cache_mib(),
+        }
+    }
+}
+
+fn default_cache_mib() -> usize {
+    32
 }
 
 fn default_dir() -> PathBuf {
@@ -94,13 +111,24 @@ fn decode_node(bytes: &[u8]) -> Result<Node> {
 }
 
 impl RedbStore {
-    /// Opens (or creates) the store in `dir`; a crash-interrupted file is repaired here.
+    /// Opens (or creates) the store in `dir` with default settings.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
-        let dir = dir.as_ref();
+        Self::from_config(&RedbConfig {
+            dir: dir.as_ref().to_owned(),
+            ..RedbConfig::default()
+        })
+    }
+
+    /// Opens (or creates) the store `config` describes; a crash-interrupted file is
+    /// repaired here.
+    pub fn from_config(config: &RedbConfig) -> Result<Self> {
+        let dir = config.dir.as_path();
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Store(format!("create data dir {}: {e}", dir.display())))?;
         let path = dir.join(FILE_NAME);
-        let db = Database::create(&path)
+        let db = redb::Builder::new()
+            .set_cache_size(config.cache_mib << 20)
+            .create(&path)
             .map_err(|e| Error::Store(format!("open {}: {e}", path.display())))?;
         // Create every table up front so readers never meet a missing table.
         let txn = db.begin_write().map_err(Error::store)?;
@@ -339,7 +367,7 @@ impl InventoryStore for RedbStore {
 fn build_redb(config: Value) -> BuildFuture<dyn InventoryStore> {
     Box::pin(async move {
         let config: RedbConfig = crate::registry::parse_config("redb store", config)?;
-        let store = tokio::task::spawn_blocking(move || RedbStore::open(&config.dir))
+        let store = tokio::task::spawn_blocking(move || RedbStore::from_config(&config))
             .await
             .map_err(|e| Error::Store(format!("open task failed: {e}")))??;
         Ok(Arc::new(store) as Arc<dyn InventoryStore>)
