@@ -63,7 +63,7 @@ impl Default for RedbConfig {
 }
 
 fn default_cache_mib() -> usize {
-    32
+    8
 }
 
 fn default_dir() -> PathBuf {
