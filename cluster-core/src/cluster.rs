@@ -6,6 +6,7 @@ use crate::node::Timestamp;
 
 /// Cluster lifecycle (design.md section 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 pub enum ClusterState {
     /// No master commissioned yet.
     Empty,
@@ -19,6 +20,7 @@ pub enum ClusterState {
 
 /// The one cluster a manager runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 pub struct Cluster {
     /// Backend kind (`swarm`, `k8s`, `mesos`), empty without a backend.
     pub backend: String,
@@ -28,6 +30,7 @@ pub struct Cluster {
     #[serde(default)]
     pub bootstrap_node: Option<String>,
     /// Last change.
+    #[cfg_attr(feature = "http", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 

@@ -8,6 +8,7 @@ use crate::node::{Member, Timestamp};
 
 /// What part of a node an audit record is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// The node entered the inventory.
@@ -26,12 +27,14 @@ pub enum EventKind {
 
 /// One append-only audit record (design.md section 2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 pub struct NodeEvent {
     /// Position in the global log, assigned by the store (1, 2, ...); 0 before appending.
     pub seq: u64,
     /// The node concerned.
     pub node: String,
     /// When it happened.
+    #[cfg_attr(feature = "http", schema(value_type = String, format = DateTime))]
     pub at: Timestamp,
     /// What changed.
     pub kind: EventKind,

@@ -12,6 +12,7 @@ use crate::node::{HostGroup, Timestamp};
 
 /// Job identifier, allocated in increasing order by the manager.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct JobId(pub u64);
 
@@ -23,6 +24,7 @@ impl fmt::Display for JobId {
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 pub enum JobStatus {
     /// Accepted, not started.
     Queued,
@@ -48,6 +50,7 @@ impl JobStatus {
 
 /// What a job does to its nodes (the lifecycle operation requested).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// Make hosts discoverable (discover playbook).
@@ -76,6 +79,7 @@ impl fmt::Display for JobKind {
 
 /// Rolling-upgrade options: nodes go in batches and the roll stops after too many failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Rolling {
     /// Nodes per batch (>= 1).
@@ -87,6 +91,7 @@ pub struct Rolling {
 
 /// A recorded job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 pub struct Job {
     /// Identifier.
     pub id: JobId,
@@ -109,9 +114,11 @@ pub struct Job {
     #[serde(default)]
     pub error: Option<String>,
     /// When the job was accepted.
+    #[cfg_attr(feature = "http", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// When it ended.
     #[serde(default)]
+    #[cfg_attr(feature = "http", schema(value_type = Option<String>, format = DateTime))]
     pub ended_at: Option<Timestamp>,
 }
 

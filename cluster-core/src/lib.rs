@@ -7,6 +7,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "http")]
+pub mod api;
 pub mod backend;
 pub mod cluster;
 pub mod discovery;

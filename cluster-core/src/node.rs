@@ -14,6 +14,7 @@ pub type Timestamp = DateTime<Utc>;
 
 /// Lifecycle status: what clusterm has done to the node (design.md section 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 pub enum NodeStatus {
     /// Known (e.g. enrolled by address) but not yet seen by discovery.
     New,
@@ -99,6 +100,7 @@ impl fmt::Display for NodeStatus {
 
 /// What the discovery layer last said about the node, orthogonal to its status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Reachability {
     /// Never reported by discovery (enrolled by address only).
@@ -108,11 +110,13 @@ pub enum Reachability {
     /// Discovery reports it failed (no graceful leave).
     Unreachable {
         /// When it was first reported unreachable.
+        #[cfg_attr(feature = "http", schema(value_type = String, format = DateTime))]
         since: Timestamp,
     },
     /// It left the gossip pool gracefully.
     Left {
         /// When it left.
+        #[cfg_attr(feature = "http", schema(value_type = String, format = DateTime))]
         since: Timestamp,
     },
 }
@@ -136,6 +140,7 @@ impl Reachability {
 
 /// A role name such as `service-master`; the names are configurable, see [`HostGroups`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct HostGroup(pub String);
 
@@ -202,6 +207,7 @@ impl HostGroups {
 
 /// One server in the inventory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 pub struct Node {
     /// Unique name (Serf tag `NodeLabel`, else the Serf member name).
     pub name: String,
@@ -219,6 +225,7 @@ pub struct Node {
     pub host_group: Option<HostGroup>,
     /// Node-level extra vars (a JSON object), merged over the globals.
     #[serde(default = "empty_object")]
+    #[cfg_attr(feature = "http", schema(value_type = Object))]
     pub vars: serde_json::Value,
     /// Lifecycle status.
     pub status: NodeStatus,
@@ -234,6 +241,7 @@ pub struct Node {
     #[serde(default)]
     pub revision: u64,
     /// When the node record last changed.
+    #[cfg_attr(feature = "http", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 

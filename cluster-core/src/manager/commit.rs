@@ -233,6 +233,7 @@ impl Inner {
         batch.jobs = changes.jobs;
         batch.cluster = changes.cluster.clone();
         batch.globals = changes.globals.clone();
+        let appended = !batch.events.is_empty();
         let applied = self.store.apply(batch).await?;
 
         let mut nodes = write(&self.nodes);
@@ -249,6 +250,9 @@ impl Inner {
         }
         if let Some(g) = changes.globals {
             *write(&self.globals) = g;
+        }
+        if appended {
+            self.event_seq.send_replace(applied.last_event);
         }
         Ok(())
     }

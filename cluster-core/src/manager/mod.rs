@@ -254,6 +254,7 @@ impl ManagerBuilder {
             write: tokio::sync::Mutex::new(WriteState::default()),
             jobs: JobTable::default(),
             membership_tx: tx,
+            event_seq: tokio::sync::watch::channel(0).0,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -278,6 +279,8 @@ pub(crate) struct Inner {
     write: tokio::sync::Mutex<WriteState>,
     jobs: JobTable,
     membership_tx: mpsc::UnboundedSender<membership::Msg>,
+    /// Sequence number of the newest audit event committed, for log followers.
+    event_seq: tokio::sync::watch::Sender<u64>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -371,6 +374,12 @@ impl Manager {
             self.node(node)?;
         }
         self.inner.store.events(query).await
+    }
+
+    /// Watches the sequence number of the newest committed audit event: it moves after
+    /// every commit that appended events, so followers of the log know when to read on.
+    pub fn event_seq(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.event_seq.subscribe()
     }
 
     /// One job.
