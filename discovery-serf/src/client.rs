@@ -1,0 +1,605 @@
+//! The Serf RPC client: one TCP connection, many concurrent calls. Every request gets a
+//! sequence number; one reader task splits the byte stream into msgpack values and hands
+//! each response (and each streamed record) to whoever waits on that number. Anything
+//! that is not Serf RPC closes the connection with [`SerfError::Protocol`] for every
+//! waiter; a call that gets no answer fails with [`SerfError::Timeout`], so nothing
+//! waits forever.
+
+use std::collections::{BTreeMap, HashMap};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::AuthKey;
+use crate::error::{Result, SerfError};
+use crate::frame;
+use crate::member::{SerfMember, StreamEvent};
+use crate::wire;
+
+/// Errors the agent answers before looking at a command; no body follows them.
+const PRE_DISPATCH_ERRORS: [&str; 3] = [
+    "Handshake required",
+    "Authentication required",
+    "Unsupported command",
+];
+const AUTH_ERRORS: [&str; 2] = ["Authentication required", "Invalid authentication token"];
+
+/// How to reach an agent.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// RPC address, `host:port`.
+    pub addr: String,
+    /// The agent's `rpc_auth` key, when it has one.
+    pub auth_key: Option<AuthKey>,
+    /// Longest wait for a connection or an answer.
+    pub timeout: Duration,
+}
+
+impl ClientOptions {
+    /// Options for `addr` with no auth key and a 10 s timeout.
+    pub fn new(addr: impl Into<String>) -> Self {
+        ClientOptions {
+            addr: addr.into(),
+            auth_key: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Sets the auth key.
+    pub fn auth_key(mut self, key: Option<AuthKey>) -> Self {
+        self.auth_key = key;
+        self
+    }
+
+    /// Sets the timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+type Reply = Result<Option<Vec<u8>>>;
+
+enum Pending {
+    Call {
+        command: &'static str,
+        body: bool,
+        tx: oneshot::Sender<Reply>,
+    },
+    Stream {
+        ack: Option<oneshot::Sender<Result<()>>>,
+        tx: mpsc::UnboundedSender<Result<StreamEvent>>,
+    },
+    /// A stopped stream: records still in flight are dropped.
+    Draining,
+}
+
+#[derive(Clone)]
+enum Closed {
+    Protocol(String),
+    Disconnected(String),
+}
+
+#[derive(Default)]
+struct Table {
+    pending: HashMap<u64, Pending>,
+    closed: Option<Closed>,
+}
+
+struct Shared {
+    addr: String,
+    table: Mutex<Table>,
+}
+
+impl Shared {
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn error(&self, closed: &Closed) -> SerfError {
+        let addr = self.addr.clone();
+        match closed.clone() {
+            Closed::Protocol(message) => SerfError::Protocol { addr, message },
+            Closed::Disconnected(message) => SerfError::Disconnected { addr, message },
+        }
+    }
+
+    fn rpc_error(&self, command: &str, message: String) -> SerfError {
+        let addr = self.addr.clone();
+        if AUTH_ERRORS.contains(&message.as_str()) {
+            SerfError::Auth { addr, message }
+        } else {
+            SerfError::Rpc {
+                addr,
+                command: command.to_owned(),
+                message,
+            }
+        }
+    }
+
+    /// Fails every waiter and refuses later calls.
+    fn close(&self, why: Closed) {
+        let pending = {
+            let mut t = self.table();
+            t.closed.get_or_insert(why.clone());
+            std::mem::take(&mut t.pending)
+        };
+        tracing::debug!(agent = %self.addr, waiters = pending.len(), "serf connection closed");
+        for (_, p) in pending {
+            match p {
+                Pending::Call { tx, .. } => {
+                    let _ = tx.send(Err(self.error(&why)));
+                }
+                Pending::Stream { ack: Some(ack), .. } => {
+                    let _ = ack.send(Err(self.error(&why)));
+                }
+                Pending::Stream { ack: None, tx } => {
+                    let _ = tx.send(Err(self.error(&why)));
+                }
+                Pending::Draining => {}
+            }
+        }
+    }
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    seq: AtomicU64,
+    timeout: Duration,
+    reader: tokio::task::AbortHandle,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// A connection to one Serf agent; cheap to clone, calls may run concurrently.
+#[derive(Clone)]
+pub struct SerfClient {
+    conn: Arc<Conn>,
+}
+
+impl std::fmt::Debug for SerfClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SerfClient")
+            .field("addr", &self.conn.shared.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SerfClient {
+    /// Connects, performs the handshake and, with a key, authenticates.
+    pub async fn connect(options: &ClientOptions) -> Result<SerfClient> {
+        let addr = options.addr.clone();
+        let stream = match tokio::time::timeout(options.timeout, TcpStream::connect(&addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(source)) => return Err(SerfError::Connect { addr, source }),
+            Err(_) => {
+                return Err(SerfError::Timeout {
+                    addr,
+                    command: "connect".into(),
+                    after: options.timeout,
+                });
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (rd, wr) = stream.into_split();
+        let shared = Arc::new(Shared {
+            addr,
+            table: Mutex::new(Table::default()),
+        });
+        let reader = tokio::spawn(read_loop(shared.clone(), rd)).abort_handle();
+        let client = SerfClient {
+            conn: Arc::new(Conn {
+                shared,
+                writer: tokio::sync::Mutex::new(wr),
+                seq: AtomicU64::new(0),
+                timeout: options.timeout,
+                reader,
+            }),
+        };
+        client
+            .call(
+                "handshake",
+                Some(&wire::Handshake {
+                    version: wire::IPC_VERSION,
+                }),
+                false,
+            )
+            .await?;
+        if let Some(key) = &options.auth_key {
+            client
+                .call(
+                    "auth",
+                    Some(&wire::Auth {
+                        auth_key: key.expose(),
+                    }),
+                    false,
+                )
+                .await?;
+        }
+        tracing::debug!(agent = %client.addr(), "serf rpc connected");
+        Ok(client)
+    }
+
+    /// The agent's RPC address.
+    pub fn addr(&self) -> &str {
+        &self.conn.shared.addr
+    }
+
+    /// Whether the connection is still usable.
+    pub fn is_open(&self) -> bool {
+        self.conn.shared.table().closed.is_none()
+    }
+
+    /// Every member the agent knows, alive or not.
+    pub async fn members(&self) -> Result<Vec<SerfMember>> {
+        let body = self.call::<()>("members", None, true).await?;
+        self.members_from("members", body)
+    }
+
+    /// Members whose tags, status and name match the given regular expressions (anchored;
+    /// an empty status or name matches all).
+    pub async fn members_filtered(
+        &self,
+        tags: &BTreeMap<String, String>,
+        status: &str,
+        name: &str,
+    ) -> Result<Vec<SerfMember>> {
+        let req = wire::MembersFiltered { tags, status, name };
+        let body = self.call("members-filtered", Some(&req), true).await?;
+        self.members_from("members-filtered", body)
+    }
+
+    /// Subscribes to events matching `filter` (`member-join,user:deploy`, `*`, ...).
+    pub async fn stream(&self, filter: &str) -> Result<EventStream> {
+        let (ack_tx, ack_rx) = oneshot::channel();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let pending = Pending::Stream {
+            ack: Some(ack_tx),
+            tx,
+        };
+        let seq = self
+            .send("stream", Some(&wire::Stream { kind: filter }), pending)
+            .await?;
+        self.wait("stream", ack_rx).await??;
+        Ok(EventStream {
+            client: self.clone(),
+            seq,
+            rx,
+        })
+    }
+
+    /// Asks the agent to join the given gossip addresses; returns how many it reached.
+    pub async fn join(&self, existing: &[String], replay: bool) -> Result<u32> {
+        let body = self
+            .call("join", Some(&wire::Join { existing, replay }), true)
+            .await?;
+        let resp: wire::JoinResponse = self.decode("join", body)?;
+        Ok(u32::try_from(resp.num.max(0)).unwrap_or(u32::MAX))
+    }
+
+    /// Marks a failed member as left.
+    pub async fn force_leave(&self, node: &str) -> Result<()> {
+        let req = wire::ForceLeave { node, prune: false };
+        self.call("force-leave", Some(&req), false).await.map(drop)
+    }
+
+    /// Sets and deletes tags of the agent's own member.
+    pub async fn tags(&self, set: &BTreeMap<String, String>, delete: &[String]) -> Result<()> {
+        let req = wire::Tags {
+            tags: set,
+            delete_tags: delete,
+        };
+        self.call("tags", Some(&req), false).await.map(drop)
+    }
+
+    /// Fires a user event.
+    pub async fn event(&self, name: &str, payload: &[u8], coalesce: bool) -> Result<()> {
+        let req = wire::UserEvent {
+            name,
+            payload,
+            coalesce,
+        };
+        self.call("event", Some(&req), false).await.map(drop)
+    }
+
+    /// Makes the agent leave the pool gracefully and shut down.
+    pub async fn leave(&self) -> Result<()> {
+        self.call::<()>("leave", None, false).await.map(drop)
+    }
+
+    async fn stop(&self, stream: u64) -> Result<()> {
+        self.conn
+            .shared
+            .table()
+            .pending
+            .insert(stream, Pending::Draining);
+        self.call("stop", Some(&wire::Stop { stop: stream }), false)
+            .await
+            .map(drop)
+    }
+
+    fn members_from(&self, command: &str, body: Option<Vec<u8>>) -> Result<Vec<SerfMember>> {
+        let resp: wire::MembersResponse = self.decode(command, body)?;
+        SerfMember::from_wire_list(resp.members).map_err(|message| SerfError::Protocol {
+            addr: self.addr().to_owned(),
+            message,
+        })
+    }
+
+    fn decode<T: DeserializeOwned>(&self, command: &str, body: Option<Vec<u8>>) -> Result<T> {
+        let body = body.unwrap_or_default();
+        rmp_serde::from_slice(&body).map_err(|e| SerfError::Protocol {
+            addr: self.addr().to_owned(),
+            message: format!("{command} response: {e}"),
+        })
+    }
+
+    async fn call<B: Serialize>(
+        &self,
+        command: &'static str,
+        body: Option<&B>,
+        expects_body: bool,
+    ) -> Result<Option<Vec<u8>>> {
+        let (tx, rx) = oneshot::channel();
+        let pending = Pending::Call {
+            command,
+            body: expects_body,
+            tx,
+        };
+        self.send(command, body, pending).await?;
+        self.wait(command, rx).await?
+    }
+
+    /// Registers the waiter, then writes the request (so the answer cannot overtake it).
+    async fn send<B: Serialize>(
+        &self,
+        command: &'static str,
+        body: Option<&B>,
+        pending: Pending,
+    ) -> Result<u64> {
+        let shared = &self.conn.shared;
+        let seq = self.conn.seq.fetch_add(1, Ordering::Relaxed);
+        let mut bytes = encode(&wire::RequestHeader { command, seq }, &shared.addr)?;
+        if let Some(b) = body {
+            bytes.extend(encode(b, &shared.addr)?);
+        }
+        {
+            let mut t = shared.table();
+            if let Some(closed) = &t.closed {
+                return Err(shared.error(closed));
+            }
+            t.pending.insert(seq, pending);
+        }
+        let written = {
+            let mut w = self.conn.writer.lock().await;
+            tokio::time::timeout(self.conn.timeout, w.write_all(&bytes)).await
+        };
+        let failure = match written {
+            Ok(Ok(())) => return Ok(seq),
+            Ok(Err(e)) => Closed::Disconnected(format!("write failed: {e}")),
+            Err(_) => Closed::Disconnected(format!("write of {command} stalled")),
+        };
+        let err = shared.error(&failure);
+        shared.close(failure);
+        Err(err)
+    }
+
+    async fn wait<T>(&self, command: &str, rx: oneshot::Receiver<T>) -> Result<T> {
+        let shared = &self.conn.shared;
+        match tokio::time::timeout(self.conn.timeout, rx).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(_)) => Err(shared.error(
+                shared
+                    .table()
+                    .closed
+                    .as_ref()
+                    .unwrap_or(&Closed::Disconnected("reader stopped".into())),
+            )),
+            Err(_) => Err(SerfError::Timeout {
+                addr: shared.addr.clone(),
+                command: command.to_owned(),
+                after: self.conn.timeout,
+            }),
+        }
+    }
+}
+
+fn encode<T: Serialize + ?Sized>(v: &T, addr: &str) -> Result<Vec<u8>> {
+    rmp_serde::to_vec_named(v).map_err(|e| SerfError::Protocol {
+        addr: addr.to_owned(),
+        message: format!("cannot encode request: {e}"),
+    })
+}
+
+/// The records of one `stream` subscription; ends when the connection does (after an
+/// error item saying why).
+pub struct EventStream {
+    client: SerfClient,
+    seq: u64,
+    rx: mpsc::UnboundedReceiver<Result<StreamEvent>>,
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream")
+            .field("agent", &self.client.addr())
+            .field("seq", &self.seq)
+            .finish()
+    }
+}
+
+impl EventStream {
+    /// The next record; `None` once the connection is gone.
+    pub async fn next(&mut self) -> Option<Result<StreamEvent>> {
+        self.rx.recv().await
+    }
+
+    /// The connection the stream runs on (usable for other calls).
+    pub fn client(&self) -> &SerfClient {
+        &self.client
+    }
+
+    /// Ends the subscription; the connection stays usable.
+    pub async fn stop(self) -> Result<()> {
+        self.client.stop(self.seq).await
+    }
+}
+
+impl futures::Stream for EventStream {
+    type Item = Result<StreamEvent>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// Splits the byte stream into values and routes them; closes the table on any failure.
+async fn read_loop(shared: Arc<Shared>, mut rd: OwnedReadHalf) {
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut start = 0usize;
+    let mut router = Router::default();
+    let why = loop {
+        match frame::value_len(&buf[start..]) {
+            Err(e) => break Closed::Protocol(e.to_string()),
+            Ok(Some(n)) => {
+                let frame = &buf[start..start + n];
+                start += n;
+                if let Err(message) = router.route(&shared, frame) {
+                    break Closed::Protocol(message);
+                }
+            }
+            Ok(None) => {
+                buf.drain(..start);
+                start = 0;
+                buf.reserve(64 * 1024);
+                match rd.read_buf(&mut buf).await {
+                    Ok(0) if buf.is_empty() => {
+                        break Closed::Disconnected("closed by the agent".into());
+                    }
+                    Ok(0) => {
+                        break Closed::Disconnected(format!(
+                            "closed in the middle of a frame ({} bytes of it received)",
+                            buf.len()
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) => break Closed::Disconnected(format!("read failed: {e}")),
+                }
+            }
+        }
+    };
+    shared.close(why);
+}
+
+/// Which value the reader expects next.
+#[derive(Default)]
+struct Router {
+    /// A header announced a body for this sequence number, with the header's error.
+    body_for: Option<(u64, String)>,
+}
+
+impl Router {
+    fn route(&mut self, shared: &Shared, frame: &[u8]) -> std::result::Result<(), String> {
+        if let Some((seq, error)) = self.body_for.take() {
+            return route_body(shared, seq, error, frame);
+        }
+        let header: wire::ResponseHeader =
+            rmp_serde::from_slice(frame).map_err(|e| format!("expected a response header: {e}"))?;
+        let mut t = shared.table();
+        let seq = header.seq;
+        match t.pending.get_mut(&seq) {
+            None => Err(format!("response for unknown sequence number {seq}")),
+            Some(Pending::Call { command, body, .. }) => {
+                let has_body = *body
+                    && (header.error.is_empty()
+                        || (*command == "join"
+                            && !PRE_DISPATCH_ERRORS.contains(&header.error.as_str())));
+                if has_body {
+                    self.body_for = Some((seq, header.error));
+                    return Ok(());
+                }
+                let Some(Pending::Call { command, tx, .. }) = t.pending.remove(&seq) else {
+                    unreachable!("entry matched as a call above")
+                };
+                drop(t);
+                let reply = if header.error.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(shared.rpc_error(command, header.error))
+                };
+                let _ = tx.send(reply);
+                Ok(())
+            }
+            Some(Pending::Stream {
+                ack: ack @ Some(_), ..
+            }) => {
+                let ack = ack.take().expect("matched Some");
+                if header.error.is_empty() {
+                    let _ = ack.send(Ok(()));
+                } else {
+                    t.pending.remove(&seq);
+                    let _ = ack.send(Err(shared.rpc_error("stream", header.error)));
+                }
+                Ok(())
+            }
+            Some(Pending::Stream { ack: None, .. } | Pending::Draining) => {
+                self.body_for = Some((seq, header.error));
+                Ok(())
+            }
+        }
+    }
+}
+
+fn route_body(
+    shared: &Shared,
+    seq: u64,
+    error: String,
+    frame: &[u8],
+) -> std::result::Result<(), String> {
+    let mut t = shared.table();
+    match t.pending.get(&seq) {
+        Some(Pending::Call { .. }) => {
+            let Some(Pending::Call { command, tx, .. }) = t.pending.remove(&seq) else {
+                unreachable!("entry matched as a call above")
+            };
+            drop(t);
+            let reply = if error.is_empty() {
+                Ok(Some(frame.to_vec()))
+            } else {
+                Err(shared.rpc_error(command, error))
+            };
+            let _ = tx.send(reply);
+            Ok(())
+        }
+        Some(Pending::Stream { tx, .. }) => {
+            let item = rmp_serde::from_slice::<wire::EventRecord>(frame)
+                .map_err(|e| format!("stream record: {e}"))
+                .and_then(StreamEvent::from_record)
+                .map_err(|message| SerfError::Protocol {
+                    addr: shared.addr.clone(),
+                    message,
+                });
+            if tx.send(item).is_err() {
+                // Nobody listens any more; drop what is still in flight.
+                t.pending.insert(seq, Pending::Draining);
+            }
+            Ok(())
+        }
+        Some(Pending::Draining) => Ok(()),
+        None => Err(format!("record for unknown sequence number {seq}")),
+    }
+}
