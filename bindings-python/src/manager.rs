@@ -2,7 +2,7 @@
 //! operations, driven by Python pushes and discovery sources when given.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use cluster_core as core;
@@ -22,7 +22,8 @@ use crate::{block, inventory};
 /// The embedded clusterm engine.
 #[pyclass(frozen, module = "clusterm")]
 pub struct Manager {
-    inner: core::Manager,
+    /// Taken out on shutdown, so the store (and its file lock) is released.
+    inner: RwLock<Option<core::Manager>>,
 }
 
 fn wait_limit(timeout: Option<f64>) -> PyResult<Duration> {
@@ -35,13 +36,22 @@ fn wait_limit(timeout: Option<f64>) -> PyResult<Duration> {
 }
 
 impl Manager {
+    /// The engine, or ShutdownError once shut down.
+    fn engine(&self) -> PyResult<core::Manager> {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| err(core::Error::Shutdown))
+    }
+
     fn run(
         &self,
         py: Python<'_>,
         kind: core::JobKind,
         req: core::manager::Request,
     ) -> PyResult<u64> {
-        let m = self.inner.clone();
+        let m = self.engine()?;
         let id = block(py, async move {
             match kind {
                 core::JobKind::Commission => m.commission(req).await,
@@ -95,18 +105,18 @@ impl Manager {
             b.start().await
         })?;
         Ok(Manager {
-            inner: started.map_err(err)?,
+            inner: RwLock::new(Some(started.map_err(err)?)),
         })
     }
 
     /// Every node, ordered by name.
-    fn nodes(&self) -> Vec<Node> {
-        self.inner.nodes().into_iter().map(Node).collect()
+    fn nodes(&self) -> PyResult<Vec<Node>> {
+        Ok(self.engine()?.nodes().into_iter().map(Node).collect())
     }
 
     /// One node; raises NotFound.
     fn node(&self, name: &str) -> PyResult<Node> {
-        self.inner.node(name).map(Node).map_err(err)
+        self.engine()?.node(name).map(Node).map_err(err)
     }
 
     /// A page of the audit log: one node's (when `node` is given) or everyone's.
@@ -119,7 +129,7 @@ impl Manager {
         limit: usize,
     ) -> PyResult<Vec<NodeEvent>> {
         let q = EventQuery { node, after, limit };
-        let m = self.inner.clone();
+        let m = self.engine()?;
         let events = block(py, async move { m.events(q).await })?.map_err(err)?;
         Ok(events.into_iter().map(NodeEvent).collect())
     }
@@ -178,20 +188,20 @@ impl Manager {
     ) -> PyResult<u64> {
         let addrs = Names::extract(addrs)?.into_vec();
         let vars = json::opt_from_py("extra_vars", extra_vars)?;
-        let m = self.inner.clone();
+        let m = self.engine()?;
         let id = block(py, async move { m.discover(addrs, vars).await })?.map_err(err)?;
         Ok(id.0)
     }
 
     /// The cluster-wide extra vars.
-    fn globals(&self) -> Json {
-        Json(self.inner.globals())
+    fn globals(&self) -> PyResult<Json> {
+        Ok(Json(self.engine()?.globals()))
     }
 
     /// Replaces the cluster-wide extra vars (a dict).
     fn set_globals(&self, py: Python<'_>, globals: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = json::from_py("globals", globals)?;
-        let m = self.inner.clone();
+        let m = self.engine()?;
         block(py, async move { m.set_globals(v).await })?.map_err(err)
     }
 
@@ -203,7 +213,7 @@ impl Manager {
         vars: &Bound<'_, PyAny>,
     ) -> PyResult<Node> {
         let v = json::from_py("vars", vars)?;
-        let m = self.inner.clone();
+        let m = self.engine()?;
         block(py, async move { m.set_node_vars(&name, v).await })?
             .map(Node)
             .map_err(err)
@@ -211,14 +221,14 @@ impl Manager {
 
     /// Every job, in id order.
     fn jobs(&self, py: Python<'_>) -> PyResult<Vec<Job>> {
-        let m = self.inner.clone();
+        let m = self.engine()?;
         let jobs = block(py, async move { m.jobs().await })?.map_err(err)?;
         Ok(jobs.into_iter().map(Job).collect())
     }
 
     /// One job; raises NotFound.
     fn job(&self, py: Python<'_>, id: u64) -> PyResult<Job> {
-        let m = self.inner.clone();
+        let m = self.engine()?;
         block(py, async move { m.job(JobId(id)).await })?
             .map(Job)
             .map_err(err)
@@ -226,7 +236,7 @@ impl Manager {
 
     /// The oldest running job, if any.
     fn active_job(&self, py: Python<'_>) -> PyResult<Option<Job>> {
-        let m = self.inner.clone();
+        let m = self.engine()?;
         Ok(block(py, async move { m.active_job().await })?
             .map_err(err)?
             .map(Job))
@@ -234,7 +244,7 @@ impl Manager {
 
     /// The most recent job, if any.
     fn last_job(&self, py: Python<'_>) -> PyResult<Option<Job>> {
-        let m = self.inner.clone();
+        let m = self.engine()?;
         Ok(block(py, async move { m.last_job().await })?
             .map_err(err)?
             .map(Job))
@@ -243,7 +253,7 @@ impl Manager {
     /// The job's log lines; with `follow`, waits for new lines until the job ends.
     #[pyo3(signature = (id, follow = false))]
     fn job_logs(&self, py: Python<'_>, id: u64, follow: bool) -> PyResult<LogStream> {
-        match self.inner.job_log(JobId(id)) {
+        match self.engine()?.job_log(JobId(id)) {
             Some(log) => Ok(LogStream::new(logs::local(log, follow))),
             None => {
                 // Known job whose log is no longer kept in memory: no lines.
@@ -257,7 +267,7 @@ impl Manager {
     #[pyo3(signature = (id, timeout = None))]
     fn wait_job(&self, py: Python<'_>, id: u64, timeout: Option<f64>) -> PyResult<Job> {
         let limit = wait_limit(timeout)?;
-        let m = self.inner.clone();
+        let m = self.engine()?;
         let done = block(py, async move {
             tokio::time::timeout(limit, m.wait_job(JobId(id))).await
         })?
@@ -267,18 +277,18 @@ impl Manager {
 
     /// Cancels a running job; its nodes go to Failed.
     fn cancel(&self, py: Python<'_>, id: u64) -> PyResult<()> {
-        let m = self.inner.clone();
+        let m = self.engine()?;
         block(py, async move { m.cancel(JobId(id)).await })?.map_err(err)
     }
 
     /// The cluster record.
-    fn cluster(&self) -> Cluster {
-        Cluster(self.inner.cluster())
+    fn cluster(&self) -> PyResult<Cluster> {
+        Ok(Cluster(self.engine()?.cluster()))
     }
 
     /// Feeds one discovery event (applied in the next group commit; see `settle`).
     fn membership(&self, kind: MembershipKind, member: Member) -> PyResult<()> {
-        self.inner
+        self.engine()?
             .membership(MembershipEvent {
                 kind: kind.into(),
                 member: member.0,
@@ -288,19 +298,24 @@ impl Manager {
 
     /// Waits until every membership event fed so far is committed.
     fn settle(&self, py: Python<'_>) -> PyResult<()> {
-        let m = self.inner.clone();
+        let m = self.engine()?;
         block(py, async move { m.settle().await })?.map_err(err)
     }
 
     /// The nodes as an Ansible dynamic inventory (`--list` JSON).
-    fn ansible_inventory(&self) -> Json {
-        Json(inventory::list(&self.inner.nodes(), &self.inner.globals()))
+    fn ansible_inventory(&self) -> PyResult<Json> {
+        let m = self.engine()?;
+        Ok(Json(inventory::list(&m.nodes(), &m.globals())))
     }
 
-    /// Stops the engine; running jobs are cancelled and recorded.
+    /// Stops the engine: running jobs are cancelled and recorded, the store is closed
+    /// and every later call raises ShutdownError. Calling it again does nothing.
     fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
-        let m = self.inner.clone();
-        block(py, async move { m.shutdown().await })
+        let taken = self.inner.write().unwrap_or_else(|p| p.into_inner()).take();
+        match taken {
+            Some(m) => block(py, async move { m.shutdown().await }),
+            None => Ok(()),
+        }
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -319,7 +334,10 @@ impl Manager {
     }
 
     fn __repr__(&self) -> String {
-        format!("{:?}", self.inner)
+        match &*self.inner.read().unwrap_or_else(|p| p.into_inner()) {
+            Some(m) => format!("{m:?}"),
+            None => "Manager(shut down)".into(),
+        }
     }
 }
 
