@@ -24,6 +24,12 @@ impl AuthKey {
     }
 }
 
+impl From<&str> for AuthKey {
+    fn from(key: &str) -> Self {
+        AuthKey::new(key)
+    }
+}
+
 impl std::fmt::Debug for AuthKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("AuthKey(<redacted>)")
