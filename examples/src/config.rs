@@ -245,7 +245,7 @@ impl DaemonConfig {
         let serf_addr = self
             .discovery
             .config
-            .get("addr")
+            .get("rpc_addr")
             .cloned()
             .unwrap_or_else(|| json!("127.0.0.1:7373"));
         let push = &self.push.config;
