@@ -8,6 +8,7 @@ use std::time::Duration;
 use pyo3::BoundObject;
 use pyo3::exceptions::{PyTimeoutError, PyValueError};
 use pyo3::prelude::*;
+use serde_json::Value;
 
 use crate::client::{Http, Op};
 use crate::json::{self, Json};
@@ -155,7 +156,7 @@ macro_rules! client_class {
             fn set_globals(&self, py: Python<'_>, globals: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
                 let v = json::from_py("globals", globals)?;
                 let h = self.http.clone();
-                $run(py, async move { h.set_globals(v).await.map(|_| ()) })
+                $run(py, async move { h.set_globals(v).await.map(|_| Json(Value::Null)) })
             }
 
             /// Every job, in id order.
@@ -205,7 +206,7 @@ macro_rules! client_class {
             /// Cancels a running job; its nodes go to Failed.
             fn cancel(&self, py: Python<'_>, id: u64) -> PyResult<Py<PyAny>> {
                 let h = self.http.clone();
-                $run(py, async move { h.cancel(id).await })
+                $run(py, async move { h.cancel(id).await.map(|()| Json(Value::Null)) })
             }
 
             /// The cluster record.

@@ -47,6 +47,7 @@ from clusterm._native import (
     ansible_host_vars,
     ansible_inventory,
 )
+from clusterm.protocols import ConfigPush, Discovery
 
 __all__ = [
     "AsyncClient",
@@ -56,7 +57,9 @@ __all__ = [
     "ClusterState",
     "ClustermError",
     "ConfigError",
+    "ConfigPush",
     "Conflict",
+    "Discovery",
     "DiscoveryError",
     "EventStream",
     "IllegalTransition",
