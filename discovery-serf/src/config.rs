@@ -50,6 +50,10 @@ pub struct SerfConfig {
     pub min_backoff_ms: u64,
     /// Cap of the reconnect wait, in milliseconds.
     pub max_backoff_ms: u64,
+    /// How often the member list is re-read while the stream runs, in milliseconds (0:
+    /// never). Repairs events the agent dropped under load and notices an agent that
+    /// stopped answering without closing the connection.
+    pub resync_ms: u64,
 }
 
 impl Default for SerfConfig {
@@ -60,6 +64,7 @@ impl Default for SerfConfig {
             timeout_ms: 10_000,
             min_backoff_ms: 100,
             max_backoff_ms: 10_000,
+            resync_ms: 60_000,
         }
     }
 }
@@ -102,6 +107,11 @@ impl SerfConfig {
     /// The request timeout.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    /// The resync period, if any.
+    pub fn resync(&self) -> Option<Duration> {
+        (self.resync_ms > 0).then(|| Duration::from_millis(self.resync_ms))
     }
 
     pub(crate) fn client_options(&self) -> crate::ClientOptions {

@@ -2,7 +2,9 @@
 //! members to node facts, turns the agent's member events into membership events, and
 //! keeps the stream alive across agent restarts: on reconnect it subscribes again first
 //! and then replays the member list, so a change made while the agent was away is not
-//! missed and the manager's no-change rule keeps replays from duplicating records.
+//! missed and the manager's no-change rule keeps replays from duplicating records. The
+//! same replay runs every resync period, which repairs events the agent dropped and
+//! notices an agent that hangs without closing the connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -142,25 +144,8 @@ async fn follow(
     let min = Duration::from_millis(config.min_backoff_ms);
     let max = Duration::from_millis(config.max_backoff_ms);
     loop {
-        loop {
-            let item = tokio::select! {
-                _ = tx.closed() => return,
-                item = stream.next() => item,
-            };
-            match item {
-                Some(Ok(ev)) => {
-                    for e in to_events(ev) {
-                        if tx.send(e).is_err() {
-                            return;
-                        }
-                    }
-                }
-                Some(Err(e)) if e.is_connection() => {
-                    tracing::warn!(error = %e, "serf event stream lost");
-                }
-                Some(Err(e)) => tracing::warn!(error = %e, "serf event record skipped"),
-                None => break,
-            }
+        if !forward(&config, &mut stream, &tx).await {
+            return;
         }
         drop(stream);
         let mut delay = min;
@@ -172,16 +157,14 @@ async fn follow(
             // Subscribe before listing so a change between the two is not missed.
             let attempt = async {
                 let stream = open_stream(&config).await?;
-                let members = stream_client_members(&stream).await?;
+                let members = stream.client().members().await?;
                 Ok::<_, SerfError>((stream, members))
             };
             match attempt.await {
                 Ok((stream, members)) => {
                     tracing::info!(agent = %config.rpc_addr, members = members.len(), "serf agent reconnected");
-                    for m in &members {
-                        if tx.send(replay(m)).is_err() {
-                            return;
-                        }
+                    if !send_all(&tx, members.iter().map(replay)) {
+                        return;
                     }
                     break stream;
                 }
@@ -194,8 +177,63 @@ async fn follow(
     }
 }
 
-async fn stream_client_members(stream: &EventStream) -> Result<Vec<SerfMember>, SerfError> {
-    stream.client().members().await
+/// Forwards one connection's records, re-reading the member list every resync period;
+/// returns `false` when the receiver is gone, `true` when the connection is lost.
+async fn forward(
+    config: &SerfConfig,
+    stream: &mut EventStream,
+    tx: &mpsc::UnboundedSender<MembershipEvent>,
+) -> bool {
+    let mut resync = config
+        .resync()
+        .map(|d| tokio::time::interval_at(tokio::time::Instant::now() + d, d));
+    loop {
+        let tick = async {
+            match resync.as_mut() {
+                Some(i) => i.tick().await,
+                None => std::future::pending().await,
+            }
+        };
+        let item = tokio::select! {
+            _ = tx.closed() => return false,
+            _ = tick => {
+                match stream.client().members().await {
+                    Ok(members) => {
+                        if !send_all(tx, members.iter().map(replay)) {
+                            return false;
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(agent = %config.rpc_addr, error = %e, "serf resync failed; reconnecting");
+                        return true;
+                    }
+                }
+            }
+            item = stream.next() => item,
+        };
+        match item {
+            Some(Ok(ev)) => {
+                if !send_all(tx, to_events(ev)) {
+                    return false;
+                }
+            }
+            Some(Err(e)) if e.is_connection() => {
+                tracing::warn!(agent = %config.rpc_addr, error = %e, "serf event stream lost");
+            }
+            Some(Err(e)) => {
+                tracing::warn!(agent = %config.rpc_addr, error = %e, "serf event record skipped")
+            }
+            None => return true,
+        }
+    }
+}
+
+fn send_all(
+    tx: &mpsc::UnboundedSender<MembershipEvent>,
+    events: impl IntoIterator<Item = MembershipEvent>,
+) -> bool {
+    events.into_iter().all(|e| tx.send(e).is_ok())
 }
 
 #[async_trait]
@@ -257,3 +295,118 @@ fn build(config: Value) -> BuildFuture<dyn Discovery> {
 }
 
 cluster_core::inventory::submit! { DiscoveryFactory::new("serf", build) }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn serf_member(name: &str, tags: &[(&str, &str)], status: SerfStatus) -> SerfMember {
+        SerfMember {
+            name: name.into(),
+            addr: "127.0.0.9".parse().unwrap(),
+            port: 7946,
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            status,
+            protocol: 5,
+        }
+    }
+
+    #[test]
+    fn tags_name_the_node_and_member_facts_fill_the_gaps() {
+        let tagged = serf_member(
+            "host-17",
+            &[
+                (TAG_LABEL, "web-1"),
+                (TAG_SERIAL, "SN1"),
+                (TAG_ADDR, "192.0.2.1"),
+            ],
+            SerfStatus::Alive,
+        );
+        let m = to_member(&tagged);
+        assert_eq!(
+            (m.name.as_str(), m.serial.as_str(), m.addr.as_str()),
+            ("web-1", "SN1", "192.0.2.1")
+        );
+        assert_eq!(m.tags.len(), 3);
+        assert_eq!(m.status, MemberStatus::Alive);
+
+        // Empty tags count as absent.
+        let bare = serf_member("host-18", &[(TAG_LABEL, "")], SerfStatus::Leaving);
+        let m = to_member(&bare);
+        assert_eq!(
+            (m.name.as_str(), m.serial.as_str(), m.addr.as_str()),
+            ("host-18", "", "127.0.0.9")
+        );
+        assert_eq!(m.status, MemberStatus::Alive);
+
+        assert_eq!(
+            to_member(&serf_member("x", &[], SerfStatus::Left)).status,
+            MemberStatus::Left
+        );
+        assert_eq!(
+            to_member(&serf_member("x", &[], SerfStatus::Failed)).status,
+            MemberStatus::Failed
+        );
+        assert_eq!(
+            to_member(&serf_member("x", &[], SerfStatus::Other("none".into()))).status,
+            MemberStatus::Failed
+        );
+    }
+
+    #[test]
+    fn member_events_map_one_to_one_and_user_events_are_ignored() {
+        let pairs = [
+            (MemberEventKind::Join, MembershipKind::Joined),
+            (MemberEventKind::Leave, MembershipKind::Left),
+            (MemberEventKind::Failed, MembershipKind::Failed),
+            (MemberEventKind::Update, MembershipKind::Updated),
+            (MemberEventKind::Reap, MembershipKind::Reaped),
+        ];
+        for (serf, ours) in pairs {
+            let ev = StreamEvent::Member {
+                kind: serf,
+                members: vec![
+                    serf_member("a", &[], SerfStatus::Alive),
+                    serf_member("b", &[], SerfStatus::Alive),
+                ],
+            };
+            let out = to_events(ev);
+            assert_eq!(out.len(), 2);
+            assert!(out.iter().all(|e| e.kind == ours), "{serf:?}");
+        }
+        let user = StreamEvent::User {
+            ltime: 1,
+            name: "deploy".into(),
+            payload: vec![],
+            coalesce: false,
+        };
+        assert!(to_events(user).is_empty());
+    }
+
+    #[test]
+    fn replays_bring_the_inventory_to_the_current_status() {
+        for (status, kind) in [
+            (SerfStatus::Alive, MembershipKind::Joined),
+            (SerfStatus::Failed, MembershipKind::Failed),
+            (SerfStatus::Left, MembershipKind::Left),
+        ] {
+            assert_eq!(replay(&serf_member("a", &[], status)).kind, kind);
+        }
+    }
+
+    #[tokio::test]
+    async fn enroll_refuses_vars_that_are_not_an_object() {
+        let d = SerfDiscovery::new(SerfConfig::new("127.0.0.1:1")).unwrap();
+        let err = d
+            .enroll(&["127.0.0.2".into()], &Value::from(3))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "invalid_input");
+        assert!(SerfDiscovery::new(SerfConfig::new("")).is_err());
+    }
+}

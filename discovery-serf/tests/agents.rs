@@ -257,3 +257,26 @@ async fn enrolled_hosts_get_join_vars_and_are_renamed_once_discovered() {
     assert!(m.node(&ip).is_err(), "the address-named record is replaced");
     m.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_member_list_is_replayed_every_resync_period() {
+    let agent = blocking(|| SerfAgent::start(member_spec("steady")));
+    let config = SerfConfig {
+        resync_ms: 200,
+        ..fast_config(&agent.rpc_addr())
+    };
+    let discovery = SerfDiscovery::new(config).unwrap();
+    let mut stream = discovery.subscribe().await.unwrap();
+    // Nothing changes, yet the member keeps being reported: the periodic re-read.
+    let mut seen = 0;
+    tokio::time::timeout(WAIT, async {
+        while seen < 3 {
+            let ev = stream.next().await.expect("stream must not end");
+            if ev.member.name == "steady" && ev.kind == MembershipKind::Joined {
+                seen += 1;
+            }
+        }
+    })
+    .await
+    .expect("three reports of the steady member");
+}
