@@ -1,0 +1,434 @@
+//! The Swarm backend against three real `dockerd` engines on 127.0.0.1-3, sharing one
+//! fixture (starting engines is slow): first a real `Manager` bootstraps, commissions,
+//! promotes, upgrades and decommissions nodes while `docker node ls` is checked for the
+//! truth; then the swarm is dissolved and a fresh backend runs the conformance kit.
+//! Join tokens are checked never to reach logs, job records, events or push vars.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use backend_swarm::{SwarmBackend, SwarmConfig};
+use cluster_core::testkit::backend::{
+    BackendHarness, TestNode, backend_conformance, check_dissolve,
+};
+use cluster_core::{
+    ClusterBackend, ClusterState, ConfigPush, EventQuery, JobId, JobReport, JobSpec, JobStatus,
+    LogSink, Manager, Member, MembershipEvent, MembershipKind, MemoryStore, NodeStatus, PushAction,
+    manager::Request,
+};
+use clusterm_tests::dockerd::{Dockerd, DockerdSet};
+
+const ADDRS: [&str; 3] = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+const NAMES: [&str; 3] = ["n1", "n2", "n3"];
+/// Waiting bound for anything the swarm or the manager does on a loaded machine.
+const WAIT: Duration = Duration::from_secs(180);
+
+/// A swarm control port free on all three addresses.
+fn swarm_port() -> u16 {
+    loop {
+        let p = clusterm_tests::free_port(ADDRS[0]);
+        if ADDRS[1..]
+            .iter()
+            .all(|a| std::net::TcpListener::bind((*a, p)).is_ok())
+        {
+            return p;
+        }
+    }
+}
+
+/// One row of `docker node ls`, as the CLI sees it.
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    name: String,
+    role: String,
+    availability: String,
+    state: String,
+}
+
+/// The swarm's nodes according to the `docker` CLI on `d` (a manager), by name.
+fn node_ls(d: &Dockerd) -> Vec<Row> {
+    let ids = d.docker(&["node", "ls", "-q"]);
+    assert!(ids.status.success(), "docker node ls: {ids:?}");
+    let ids = String::from_utf8_lossy(&ids.stdout).into_owned();
+    let mut args = vec![
+        "node",
+        "inspect",
+        "--format",
+        "{{index .Spec.Labels \"clusterm.node\"}}|{{.Spec.Role}}|{{.Spec.Availability}}|{{.Status.State}}",
+    ];
+    args.extend(ids.split_whitespace());
+    let out = d.docker(&args);
+    assert!(out.status.success(), "docker node inspect: {out:?}");
+    let mut rows: Vec<Row> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            Row {
+                name: f[0].into(),
+                role: f[1].into(),
+                availability: f[2].into(),
+                state: f[3].into(),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    rows
+}
+
+fn row(d: &Dockerd, name: &str) -> Option<Row> {
+    node_ls(d).into_iter().find(|r| r.name == name)
+}
+
+/// The engine's own swarm state (`inactive`, `active`, ...).
+fn local_state(d: &Dockerd) -> String {
+    let out = d.docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A push that records, for every upgrade, each host's availability as `docker node ls`
+/// shows it while the playbook would run.
+#[derive(Debug)]
+struct ObservingPush {
+    manager_endpoint: String,
+    seen: Mutex<Vec<(String, String)>>,
+    specs: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl ConfigPush for ObservingPush {
+    fn name(&self) -> &str {
+        "observing"
+    }
+
+    async fn run(&self, spec: JobSpec, log: LogSink) -> cluster_core::Result<JobReport> {
+        self.specs
+            .lock()
+            .unwrap()
+            .push(serde_json::to_string(&spec.hosts).unwrap());
+        if spec.action == PushAction::Upgrade {
+            let endpoint = self.manager_endpoint.clone();
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new("docker")
+                    .args(["-H", &endpoint, "node", "ls", "--format", "{{.ID}}"])
+                    .output()
+            })
+            .await
+            .unwrap()
+            .unwrap();
+            let ids = String::from_utf8_lossy(&out.stdout).into_owned();
+            for host in &spec.hosts {
+                let endpoint = self.manager_endpoint.clone();
+                let ids = ids.clone();
+                let avail = tokio::task::spawn_blocking(move || {
+                    let mut cmd = std::process::Command::new("docker");
+                    cmd.args(["-H", &endpoint, "node", "inspect", "--format"])
+                        .arg("{{index .Spec.Labels \"clusterm.node\"}} {{.Spec.Availability}}")
+                        .args(ids.split_whitespace());
+                    String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+                })
+                .await
+                .unwrap();
+                let a = avail
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{} ", host.name)))
+                    .unwrap_or("absent")
+                    .to_owned();
+                log.line(format!("{} is {a} during the upgrade", host.name));
+                self.seen.lock().unwrap().push((host.name.clone(), a));
+            }
+        }
+        Ok(JobReport::all_ok(&spec))
+    }
+}
+
+struct Harness {
+    daemons: DockerdSet,
+    config: SwarmConfig,
+    backend: Arc<SwarmBackend>,
+}
+
+impl Harness {
+    fn index(name: &str) -> usize {
+        NAMES.iter().position(|n| *n == name).expect("known node")
+    }
+}
+
+#[async_trait]
+impl BackendHarness for Harness {
+    fn backend(&self) -> Arc<dyn ClusterBackend> {
+        self.backend.clone()
+    }
+
+    fn nodes(&self) -> Vec<TestNode> {
+        NAMES
+            .iter()
+            .zip(ADDRS)
+            .map(|(n, a)| TestNode {
+                name: (*n).into(),
+                addr: a.into(),
+            })
+            .collect()
+    }
+
+    async fn stop_node(&mut self, name: &str) {
+        let d = self.daemons.daemon_mut(Self::index(name));
+        tokio::task::block_in_place(|| d.stop(Duration::from_secs(60)));
+    }
+
+    async fn start_node(&mut self, name: &str) {
+        let d = self.daemons.daemon_mut(Self::index(name));
+        tokio::task::block_in_place(|| d.start());
+    }
+}
+
+/// Runs a request's job to its end and insists it completed.
+async fn complete(m: &Manager, h: &Harness, what: &str, id: cluster_core::Result<JobId>) {
+    let id = id.unwrap_or_else(|e| panic!("{what} refused: {e}"));
+    let job = tokio::time::timeout(WAIT, m.wait_job(id))
+        .await
+        .unwrap_or_else(|_| panic!("{what}: job {id} still running after {WAIT:?}"))
+        .unwrap();
+    if job.status != JobStatus::Complete {
+        let logs: Vec<String> = h.daemons.daemons().iter().map(Dockerd::output).collect();
+        let tail: Vec<&str> = logs
+            .iter()
+            .map(|l| &l[l.len().saturating_sub(3000)..])
+            .collect();
+        panic!("{what}: job {id} ended {job:?}\nengine logs (tails): {tail:#?}");
+    }
+}
+
+/// Polls the CLI until `want` holds of node `name`'s row.
+async fn wait_row(d: &Dockerd, name: &str, what: &str, want: impl Fn(Option<&Row>) -> bool) {
+    let start = Instant::now();
+    loop {
+        let r = tokio::task::block_in_place(|| row(d, name));
+        if want(r.as_ref()) {
+            return;
+        }
+        assert!(start.elapsed() < WAIT, "{what} never held: {r:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Polls the backend until node `name` has readiness `ready`.
+async fn wait_ready(b: &SwarmBackend, name: &str, ready: bool) {
+    let start = Instant::now();
+    loop {
+        let members = b.members().await;
+        if let Ok(list) = &members {
+            if list.iter().any(|m| m.name == name && m.ready == ready) {
+                return;
+            }
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "{name} never became ready={ready}: {members:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn through_the_manager(h: &mut Harness) {
+    let d1_endpoint = h.daemons.daemons()[0].endpoint();
+    let push = Arc::new(ObservingPush {
+        manager_endpoint: d1_endpoint,
+        seen: Mutex::new(Vec::new()),
+        specs: Mutex::new(Vec::new()),
+    });
+    let m = Manager::builder(Arc::new(MemoryStore::new()))
+        .push(push.clone())
+        .backend(h.backend.clone())
+        .start()
+        .await
+        .unwrap();
+    for (name, addr) in NAMES.iter().zip(ADDRS) {
+        m.membership(MembershipEvent {
+            kind: MembershipKind::Joined,
+            member: Member::alive(*name, addr),
+        })
+        .unwrap();
+    }
+    m.settle().await.unwrap();
+    let d1 = &h.daemons.daemons()[0];
+
+    let req = Request::nodes(["n1"]).host_group("service-master");
+    complete(&m, h, "bootstrap on n1", m.commission(req).await).await;
+    assert_eq!(m.cluster().state, ClusterState::Active);
+    let rows = tokio::task::block_in_place(|| node_ls(d1));
+    assert_eq!(rows.len(), 1, "a fresh swarm of one: {rows:?}");
+    assert_eq!(
+        (rows[0].name.as_str(), rows[0].role.as_str()),
+        ("n1", "manager")
+    );
+
+    let req = Request::nodes(["n2", "n3"]).host_group("service-worker");
+    complete(&m, h, "commission of n2 and n3", m.commission(req).await).await;
+    let rows = tokio::task::block_in_place(|| node_ls(d1));
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for r in &rows[1..] {
+        assert_eq!(
+            (r.role.as_str(), r.availability.as_str()),
+            ("worker", "active"),
+            "{r:?}"
+        );
+    }
+
+    let req = Request::nodes(["n2"]).host_group("service-master");
+    complete(&m, h, "promotion of n2", m.upgrade(req).await).await;
+    let n2 = tokio::task::block_in_place(|| row(d1, "n2")).expect("n2 in the swarm");
+    assert_eq!(
+        (n2.role.as_str(), n2.availability.as_str()),
+        ("manager", "active")
+    );
+    assert_eq!(
+        m.node("n2").unwrap().host_group.unwrap().as_str(),
+        "service-master"
+    );
+
+    complete(
+        &m,
+        h,
+        "upgrade of n3",
+        m.upgrade(Request::nodes(["n3"])).await,
+    )
+    .await;
+    let seen = push.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![("n2".into(), "drain".into()), ("n3".into(), "drain".into())],
+        "nodes must be drained while their upgrade runs"
+    );
+    let n3 = tokio::task::block_in_place(|| row(d1, "n3")).expect("n3 in the swarm");
+    assert_eq!(
+        (n3.role.as_str(), n3.availability.as_str()),
+        ("worker", "active")
+    );
+    assert_eq!(m.node("n3").unwrap().status, NodeStatus::Upgraded);
+
+    complete(
+        &m,
+        h,
+        "decommission of n2",
+        m.decommission(Request::nodes(["n2"])).await,
+    )
+    .await;
+    let rows = tokio::task::block_in_place(|| node_ls(d1));
+    assert!(
+        rows.iter().all(|r| r.name != "n2"),
+        "n2 still listed: {rows:?}"
+    );
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let d2 = &h.daemons.daemons()[1];
+    assert_eq!(tokio::task::block_in_place(|| local_state(d2)), "inactive");
+    assert_eq!(m.node("n2").unwrap().status, NodeStatus::Decommissioned);
+
+    h.stop_node("n3").await;
+    let d1 = &h.daemons.daemons()[0];
+    wait_row(d1, "n3", "n3 down after its engine stopped", |r| {
+        r.is_some_and(|r| r.state == "down")
+    })
+    .await;
+    wait_ready(&h.backend, "n3", false).await;
+    h.start_node("n3").await;
+    let d1 = &h.daemons.daemons()[0];
+    wait_row(d1, "n3", "n3 ready after its engine restarted", |r| {
+        r.is_some_and(|r| r.state == "ready")
+    })
+    .await;
+    wait_ready(&h.backend, "n3", true).await;
+
+    assert_no_token(&m, &push).await;
+    m.shutdown().await;
+}
+
+/// No job record, job log, audit event or push spec carries a swarm join token.
+async fn assert_no_token(m: &Manager, push: &ObservingPush) {
+    let jobs = m.jobs().await.unwrap();
+    assert!(jobs.len() >= 5, "{jobs:?}");
+    for job in &jobs {
+        let text = serde_json::to_string(job).unwrap();
+        assert!(!text.contains("SWMTKN"), "token in job record: {text}");
+        let log = m.job_log(job.id).expect("job log kept");
+        for line in log.lines_after(0) {
+            assert!(
+                !line.text.contains("SWMTKN"),
+                "token in job log: {}",
+                line.text
+            );
+        }
+    }
+    let events = m.events(EventQuery::all(0, usize::MAX)).await.unwrap();
+    assert!(!events.is_empty());
+    for e in &events {
+        let text = serde_json::to_string(e).unwrap();
+        assert!(!text.contains("SWMTKN"), "token in event: {text}");
+    }
+    for spec in push.specs.lock().unwrap().iter() {
+        assert!(!spec.contains("SWMTKN"), "token handed to the push: {spec}");
+    }
+}
+
+/// Captures every log line of the process, to check tokens never reach it.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_of_three_engines_through_the_manager_and_the_conformance_kit() {
+    let logs = Captured::default();
+    tracing_subscriber::fmt()
+        .with_env_filter("backend_swarm=trace,cluster_core=debug")
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .init();
+
+    let daemons = DockerdSet::start(&ADDRS);
+    let config = SwarmConfig {
+        engine: daemons.endpoint_template(),
+        swarm_port: swarm_port(),
+        dispatcher_heartbeat_secs: Some(1),
+        settle_timeout_secs: 120,
+        ..SwarmConfig::default()
+    };
+    let backend = Arc::new(SwarmBackend::new(config.clone()).unwrap());
+    let mut h = Harness {
+        daemons,
+        config,
+        backend,
+    };
+
+    through_the_manager(&mut h).await;
+    check_dissolve(&mut h).await;
+    for d in h.daemons.daemons() {
+        assert_eq!(tokio::task::block_in_place(|| local_state(d)), "inactive");
+    }
+
+    // A backend that knows nothing yet: it finds its way from the nodes it is handed.
+    h.backend = Arc::new(SwarmBackend::new(h.config.clone()).unwrap());
+    backend_conformance(&mut h).await;
+    check_dissolve(&mut h).await;
+
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(text.contains("joined the swarm"), "logs were not captured");
+    assert!(!text.contains("SWMTKN"), "a join token reached the logs");
+    assert!(!format!("{:?}", h.backend).contains("SWMTKN"));
+}
