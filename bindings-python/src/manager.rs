@@ -16,7 +16,7 @@ use crate::json::{self, Json};
 use crate::logs::{self, LogStream};
 use crate::plugins::{PyDiscovery, PyPush};
 use crate::request::{self, Names};
-use crate::types::{Cluster, Job, Member, MembershipKind, Node, NodeEvent};
+use crate::types::{Cluster, Job, Member, MembershipKind, Node, NodeEvent, NodeStatus};
 use crate::{block, inventory};
 
 /// The embedded clusterm engine.
@@ -109,9 +109,17 @@ impl Manager {
         })
     }
 
-    /// Every node, ordered by name.
-    fn nodes(&self) -> PyResult<Vec<Node>> {
-        Ok(self.engine()?.nodes().into_iter().map(Node).collect())
+    /// Every node (only those in `status` when given), ordered by name.
+    #[pyo3(signature = (status = None))]
+    fn nodes(&self, status: Option<NodeStatus>) -> PyResult<Vec<Node>> {
+        let want = status.map(core::NodeStatus::from);
+        let mut nodes = Vec::new();
+        self.engine()?.for_each_node(|n| {
+            if want.is_none_or(|s| s == n.status) {
+                nodes.push(Node(n.clone()));
+            }
+        });
+        Ok(nodes)
     }
 
     /// One node; raises NotFound.
@@ -132,6 +140,18 @@ impl Manager {
         let m = self.engine()?;
         let events = block(py, async move { m.events(q).await })?.map_err(err)?;
         Ok(events.into_iter().map(NodeEvent).collect())
+    }
+
+    /// A page of one node's audit log; raises NotFound.
+    #[pyo3(signature = (name, after = 0, limit = 1000))]
+    fn node_events(
+        &self,
+        py: Python<'_>,
+        name: String,
+        after: u64,
+        limit: usize,
+    ) -> PyResult<Vec<NodeEvent>> {
+        self.events(py, Some(name), after, limit)
     }
 
     /// Commissions one node (str) or many (list) under `host_group`; returns the job id.

@@ -61,14 +61,17 @@ pub struct PushHost(cluster_core::HostSpec);
 
 #[pymethods]
 impl PushHost {
+    /// Node name.
     #[getter]
     fn name(&self) -> &str {
         &self.0.name
     }
+    /// Management address.
     #[getter]
     fn addr(&self) -> &str {
         &self.0.addr
     }
+    /// Host group, when the node has one.
     #[getter]
     fn group(&self) -> Option<&str> {
         self.0.group.as_ref().map(|g| g.as_str())
@@ -112,6 +115,7 @@ impl PushJob {
     fn action(&self) -> &'static str {
         self.action
     }
+    /// The hosts, all handled by this run.
     #[getter]
     fn hosts(&self) -> Vec<PushHost> {
         self.hosts.iter().cloned().map(PushHost).collect()

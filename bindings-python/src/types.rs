@@ -88,30 +88,37 @@ pub struct Node(pub core::Node);
 
 #[pymethods]
 impl Node {
+    /// Unique name (Serf tag `NodeLabel`, else the member name).
     #[getter]
     fn name(&self) -> &str {
         &self.0.name
     }
+    /// Hardware serial, empty when unknown.
     #[getter]
     fn serial(&self) -> &str {
         &self.0.serial
     }
+    /// Management address.
     #[getter]
     fn addr(&self) -> &str {
         &self.0.addr
     }
+    /// Every tag discovery reported.
     #[getter]
     fn tags(&self) -> BTreeMap<String, String> {
         self.0.tags.clone()
     }
+    /// The host group the node was commissioned under.
     #[getter]
     fn host_group(&self) -> Option<&str> {
         self.0.host_group.as_ref().map(|g| g.as_str())
     }
+    /// The node's own extra vars.
     #[getter]
     fn vars(&self) -> Json {
         Json(self.0.vars.clone())
     }
+    /// Lifecycle status.
     #[getter]
     fn status(&self) -> NodeStatus {
         self.0.status.into()
@@ -121,6 +128,7 @@ impl Node {
     fn reachability(&self) -> &'static str {
         self.0.reachability.as_str()
     }
+    /// Whether discovery considers the node alive.
     #[getter]
     fn reachable(&self) -> bool {
         self.0.reachability.is_reachable()
@@ -135,18 +143,22 @@ impl Node {
             _ => None,
         }
     }
+    /// Why the node is Failed (kept until the next successful job).
     #[getter]
     fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
     }
+    /// The last job that touched the node.
     #[getter]
     fn last_job(&self) -> Option<u64> {
         self.0.last_job.map(|j| j.0)
     }
+    /// Store revision of the last write.
     #[getter]
     fn revision(&self) -> u64 {
         self.0.revision
     }
+    /// When the record last changed (UTC).
     #[getter]
     fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
@@ -176,18 +188,22 @@ pub struct Job(pub core::Job);
 
 #[pymethods]
 impl Job {
+    /// Job id.
     #[getter]
     fn id(&self) -> u64 {
         self.0.id.0
     }
+    /// The lifecycle operation.
     #[getter]
     fn kind(&self) -> JobKind {
         self.0.kind.into()
     }
+    /// Nodes the job works on, in request order.
     #[getter]
     fn nodes(&self) -> Vec<String> {
         self.0.nodes.clone()
     }
+    /// Where the job is in its life.
     #[getter]
     fn status(&self) -> JobStatus {
         self.0.status.into()
@@ -197,6 +213,7 @@ impl Job {
     fn finished(&self) -> bool {
         self.0.status.is_finished()
     }
+    /// Host group given with the request.
     #[getter]
     fn host_group(&self) -> Option<&str> {
         self.0.host_group.as_ref().map(|g| g.as_str())
@@ -216,14 +233,17 @@ impl Job {
     fn failed(&self) -> BTreeMap<String, String> {
         self.0.failed.clone()
     }
+    /// Job-wide error (cancellation, timeout, restart, push failure).
     #[getter]
     fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
     }
+    /// When the job was accepted (UTC).
     #[getter]
     fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When the job ended (UTC), None while running.
     #[getter]
     fn ended_at(&self) -> Option<DateTime<Utc>> {
         self.0.ended_at
@@ -255,14 +275,17 @@ impl Cluster {
     fn backend(&self) -> &str {
         &self.0.backend
     }
+    /// Cluster state.
     #[getter]
     fn state(&self) -> ClusterState {
         self.0.state.into()
     }
+    /// The node the cluster was bootstrapped on.
     #[getter]
     fn bootstrap_node(&self) -> Option<&str> {
         self.0.bootstrap_node.as_deref()
     }
+    /// When the record last changed (UTC).
     #[getter]
     fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
@@ -286,14 +309,17 @@ pub struct NodeEvent(pub core::NodeEvent);
 
 #[pymethods]
 impl NodeEvent {
+    /// Position in the global audit log.
     #[getter]
     fn seq(&self) -> u64 {
         self.0.seq
     }
+    /// The node concerned.
     #[getter]
     fn node(&self) -> &str {
         &self.0.node
     }
+    /// When it happened (UTC).
     #[getter]
     fn at(&self) -> DateTime<Utc> {
         self.0.at
@@ -316,10 +342,12 @@ impl NodeEvent {
     fn to(&self) -> &str {
         &self.0.to
     }
+    /// Why (request, discovery event, job outcome, restart).
     #[getter]
     fn cause(&self) -> &str {
         &self.0.cause
     }
+    /// The job responsible, if any.
     #[getter]
     fn job(&self) -> Option<u64> {
         self.0.job.map(|j| j.0)
@@ -364,22 +392,27 @@ impl Member {
             status: status.into(),
         })
     }
+    /// Node name.
     #[getter]
     fn name(&self) -> &str {
         &self.0.name
     }
+    /// Management address.
     #[getter]
     fn addr(&self) -> &str {
         &self.0.addr
     }
+    /// Hardware serial.
     #[getter]
     fn serial(&self) -> &str {
         &self.0.serial
     }
+    /// Tags.
     #[getter]
     fn tags(&self) -> BTreeMap<String, String> {
         self.0.tags.clone()
     }
+    /// Liveness.
     #[getter]
     fn status(&self) -> MemberStatus {
         self.0.status.into()

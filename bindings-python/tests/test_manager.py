@@ -69,6 +69,11 @@ def test_discovered_nodes_are_typed(manager):
     join(manager, "n1", "n2", tags={"rack": "r1"})
     nodes = manager.nodes()
     assert [n.name for n in nodes] == ["n1", "n2"]
+    assert [n.name for n in manager.nodes(status=NodeStatus.Discovered)] == ["n1", "n2"]
+    assert manager.nodes(status=NodeStatus.Failed) == []
+    assert manager.node_events("n1")[0].kind == "created"
+    with pytest.raises(clusterm.NotFound):
+        manager.node_events("ghost")
     n1 = manager.node("n1")
     assert n1.status == NodeStatus.Discovered
     assert str(n1.status) == "Discovered"
@@ -168,6 +173,8 @@ def test_python_push_exception_fails_every_host():
 
 
 def test_push_object_needs_run_and_results_must_be_well_formed():
+    assert isinstance(RecordingPush(), clusterm.ConfigPush)
+    assert not isinstance(object(), clusterm.ConfigPush)
     with pytest.raises(TypeError, match="run"):
         clusterm.Manager(push=object())
 

@@ -49,10 +49,17 @@ def test_stubbed_methods_match_the_classes():
         assert extra == set(), f"{node.name}: stubbed but absent: {sorted(extra)}"
 
 
-def test_public_methods_have_docstrings():
-    for cls in (clusterm.Manager, clusterm.Client, clusterm.AsyncClient):
-        for name in dir(cls):
-            if name.startswith("_"):
-                continue
-            doc = getattr(cls, name).__doc__
-            assert doc and doc.strip(), f"{cls.__name__}.{name} has no docstring"
+def test_public_classes_methods_and_properties_have_docstrings():
+    for name in clusterm.__all__:
+        obj = getattr(clusterm, name)
+        if not inspect.isclass(obj):
+            continue
+        assert obj.__doc__ and obj.__doc__.strip(), f"{name} has no docstring"
+        if issubclass(obj, BaseException):
+            continue
+        for attr in dir(obj):
+            value = inspect.getattr_static(obj, attr)
+            if attr.startswith("_") or isinstance(value, obj):
+                continue  # enum members are documented by their class
+            doc = getattr(value, "__doc__", None)
+            assert doc and doc.strip(), f"{name}.{attr} has no docstring"
