@@ -8,6 +8,7 @@
 
 mod client;
 mod config;
+mod conn;
 mod discovery;
 mod error;
 mod frame;
