@@ -4,6 +4,7 @@
 //! cannot stall the manager, and the callback may call back into the manager.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -157,7 +158,8 @@ impl PushJob {
 /// A Python object with `run(job)` used as the manager's configuration push.
 #[derive(Debug)]
 pub struct PyPush {
-    obj: Py<PyAny>,
+    /// Shared so async code can hand it to a Python thread without taking the GIL.
+    obj: Arc<Py<PyAny>>,
     name: String,
 }
 
@@ -171,7 +173,7 @@ impl PyPush {
         }
         Ok(PyPush {
             name: component_name(obj),
-            obj: obj.clone().unbind(),
+            obj: Arc::new(obj.clone().unbind()),
         })
     }
 }
@@ -226,7 +228,7 @@ impl ConfigPush for PyPush {
 
     async fn run(&self, spec: JobSpec, log: LogSink) -> Result<JobReport> {
         let action = spec.action;
-        let obj = Python::attach(|py| self.obj.clone_ref(py));
+        let obj = self.obj.clone();
         let names: Vec<String> = spec.hosts.iter().map(|h| h.name.clone()).collect();
         let job = PushJob {
             job: spec.job.0,
@@ -257,7 +259,8 @@ impl ConfigPush for PyPush {
 /// `members()` answers every `poll_interval` seconds (attribute, default 1.0).
 #[derive(Debug)]
 pub struct PyDiscovery {
-    obj: Py<PyAny>,
+    /// Shared so async code can hand it to a Python thread without taking the GIL.
+    obj: Arc<Py<PyAny>>,
     name: String,
     interval: Duration,
 }
@@ -283,13 +286,13 @@ impl PyDiscovery {
             })?;
         Ok(PyDiscovery {
             name: component_name(obj),
-            obj: obj.clone().unbind(),
+            obj: Arc::new(obj.clone().unbind()),
             interval,
         })
     }
 }
 
-async fn poll_members(obj: Py<PyAny>) -> Result<Vec<Member>> {
+async fn poll_members(obj: Arc<Py<PyAny>>) -> Result<Vec<Member>> {
     on_python_thread("discovery", move |py| {
         let ret = obj
             .bind(py)
@@ -354,19 +357,19 @@ impl Discovery for PyDiscovery {
     }
 
     async fn members(&self) -> Result<Vec<Member>> {
-        poll_members(Python::attach(|py| self.obj.clone_ref(py))).await
+        poll_members(self.obj.clone()).await
     }
 
     async fn subscribe(&self) -> Result<MembershipStream> {
         use futures::StreamExt;
-        let obj = Python::attach(|py| self.obj.clone_ref(py));
-        let first = by_name(poll_members(Python::attach(|py| obj.clone_ref(py))).await?);
+        let obj = self.obj.clone();
+        let first = by_name(poll_members(obj.clone()).await?);
         let interval = self.interval;
         let batches = futures::stream::unfold(Some((obj, first)), move |state| async move {
             let (obj, before) = state?;
             tokio::time::sleep(interval).await;
             // A failing members() ends the stream; the manager reconnects and re-reads.
-            match poll_members(Python::attach(|py| obj.clone_ref(py))).await {
+            match poll_members(obj.clone()).await {
                 Ok(now) => {
                     let after = by_name(now);
                     let events = diff(&before, &after);
@@ -382,7 +385,7 @@ impl Discovery for PyDiscovery {
     }
 
     async fn enroll(&self, addrs: &[String], vars: &Value) -> Result<Value> {
-        let obj = Python::attach(|py| self.obj.clone_ref(py));
+        let obj = self.obj.clone();
         let (addrs, vars) = (addrs.to_vec(), vars.clone());
         on_python_thread("discovery", move |py| {
             let obj = obj.bind(py);
