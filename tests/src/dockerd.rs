@@ -28,10 +28,11 @@ pub struct Dockerd {
     addr: String,
     root: PathBuf,
     socket: PathBuf,
+    extra: Vec<String>,
 }
 
 impl Dockerd {
-    fn new(dir: &Path, addr: &str) -> Dockerd {
+    fn new(dir: &Path, addr: &str, extra: Vec<String>) -> Dockerd {
         let root = dir.join(addr);
         for sub in ["data", "exec"] {
             std::fs::create_dir_all(root.join(sub))
@@ -42,6 +43,7 @@ impl Dockerd {
             addr: addr.to_owned(),
             socket: dir.join(format!("{addr}.sock")),
             root,
+            extra,
         }
     }
 
@@ -82,7 +84,8 @@ impl Dockerd {
             .arg("-H")
             .arg(self.endpoint())
             .args(["--iptables=false", "--ip-masq=false", "--bridge=none"])
-            .args(["--storage-driver=vfs", "--log-level=info"]);
+            .args(["--storage-driver=vfs", "--log-level=info"])
+            .args(&self.extra);
         let log = self.root.join("dockerd.log");
         let guard = ChildGuard::spawn(&format!("dockerd-{}", self.addr), cmd, &log)
             .unwrap_or_else(|e| panic!("cannot start dockerd for {}: {e}", self.addr));
@@ -204,6 +207,12 @@ pub struct DockerdSet {
 impl DockerdSet {
     /// Starts one daemon per address (all at once) and waits until each answers.
     pub fn start(addrs: &[&str]) -> DockerdSet {
+        DockerdSet::start_with(addrs, |_, _| Vec::new())
+    }
+
+    /// Like [`DockerdSet::start`], with extra daemon arguments per address, computed from
+    /// the set's directory and the address (e.g. a TLS listener).
+    pub fn start_with(addrs: &[&str], extra: impl Fn(&Path, &str) -> Vec<String>) -> DockerdSet {
         require_binary("dockerd", "docker.io");
         require_binary("containerd", "containerd");
         require_binary("docker", "docker.io");
@@ -213,7 +222,10 @@ impl DockerdSet {
             .tempdir_in("/tmp")
             .expect("temp dir for dockerd");
         let mut set = DockerdSet {
-            daemons: addrs.iter().map(|a| Dockerd::new(dir.path(), a)).collect(),
+            daemons: addrs
+                .iter()
+                .map(|a| Dockerd::new(dir.path(), a, extra(dir.path(), a)))
+                .collect(),
             dir,
         };
         set.daemons.iter_mut().for_each(Dockerd::spawn);
@@ -294,4 +306,117 @@ fn unescape(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// PEM files for an engine listening with `--tlsverify` and a client it trusts: a fresh
+/// CA, a server certificate for one IP address and a client certificate.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// CA certificate.
+    pub ca: PathBuf,
+    /// Server certificate (subject alternative name: the IP).
+    pub server_cert: PathBuf,
+    /// Server key.
+    pub server_key: PathBuf,
+    /// Client certificate.
+    pub client_cert: PathBuf,
+    /// Client key.
+    pub client_key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Generates the files under `dir` with the `openssl` CLI (P-256 keys, valid 2 days).
+    pub fn generate(dir: &Path, ip: &str) -> TlsFiles {
+        require_binary("openssl", "openssl");
+        std::fs::create_dir_all(dir).expect("tls dir");
+        let p = |f: &str| dir.join(f);
+        openssl(
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=clusterm test CA",
+            ],
+            &[("-keyout", p("ca-key.pem")), ("-out", p("ca.pem"))],
+        );
+        for (who, ext) in [
+            (
+                "server",
+                format!("subjectAltName=IP:{ip}\nextendedKeyUsage=serverAuth\n"),
+            ),
+            ("client", "extendedKeyUsage=clientAuth\n".to_owned()),
+        ] {
+            openssl(
+                &[
+                    "req",
+                    "-new",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-subj",
+                    &format!("/CN={who}"),
+                ],
+                &[
+                    ("-keyout", p(&format!("{who}-key.pem"))),
+                    ("-out", p(&format!("{who}.csr"))),
+                ],
+            );
+            std::fs::write(p(&format!("{who}.ext")), ext).expect("extension file");
+            openssl(
+                &["x509", "-req", "-days", "2", "-CAcreateserial"],
+                &[
+                    ("-in", p(&format!("{who}.csr"))),
+                    ("-CA", p("ca.pem")),
+                    ("-CAkey", p("ca-key.pem")),
+                    ("-extfile", p(&format!("{who}.ext"))),
+                    ("-out", p(&format!("{who}.pem"))),
+                ],
+            );
+        }
+        TlsFiles {
+            ca: p("ca.pem"),
+            server_cert: p("server.pem"),
+            server_key: p("server-key.pem"),
+            client_cert: p("client.pem"),
+            client_key: p("client-key.pem"),
+        }
+    }
+
+    /// `dockerd` arguments that serve the API on `tcp://ip:port` with client verification.
+    pub fn dockerd_args(&self, ip: &str, port: u16) -> Vec<String> {
+        let s = |p: &Path| p.display().to_string();
+        vec![
+            "--tlsverify".into(),
+            format!("--tlscacert={}", s(&self.ca)),
+            format!("--tlscert={}", s(&self.server_cert)),
+            format!("--tlskey={}", s(&self.server_key)),
+            "-H".into(),
+            format!("tcp://{ip}:{port}"),
+        ]
+    }
+}
+
+/// Runs `openssl` with `args` then the `(flag, path)` pairs, panicking with its output
+/// when it fails.
+fn openssl(args: &[&str], paths: &[(&str, PathBuf)]) {
+    let mut cmd = Command::new("openssl");
+    cmd.args(args);
+    for (flag, path) in paths {
+        cmd.arg(flag).arg(path);
+    }
+    let out = cmd.output().expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
