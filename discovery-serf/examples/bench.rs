@@ -1,5 +1,6 @@
 //! Discovery benchmark: 50 real serf agents on loopback join one agent that clusterm
-//! watches through `SerfDiscovery`; then 10 of them are killed. For every member it
+//! watches through `SerfDiscovery`, in waves of 10 (so the agent reports several
+//! separate batches); then 10 of them are killed, in two waves. For every member it
 //! measures how long after the agent streamed the event (seen by an independent RPC
 //! subscriber on the same agent) the node's reachability changed in the manager's
 //! inventory, and whether every member made it. Prints `name value unit` lines.
@@ -15,6 +16,9 @@ use clusterm_tests::serf::{SerfAgent, SerfAgentSpec};
 use discovery_serf::{
     ClientOptions, MemberEventKind, SerfClient, SerfConfig, SerfDiscovery, StreamEvent,
 };
+
+/// Agents started (and waited for) together.
+const WAVE: usize = 10;
 
 type Seen = Arc<Mutex<HashMap<(String, &'static str), Instant>>>;
 
@@ -152,42 +156,32 @@ async fn main() {
 
     let names: Vec<String> = (0..agents).map(|i| format!("bench-{i:03}")).collect();
     let started = Instant::now();
-    let mut pool: Vec<SerfAgent> = tokio::task::block_in_place(|| {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = names
-                .chunks(10)
-                .map(|chunk| {
-                    let join = join.clone();
-                    s.spawn(move || {
-                        chunk
-                            .iter()
-                            .map(|n| SerfAgent::start(spec(n).join(&join)))
-                            .collect::<Vec<_>>()
+    let mut pool: Vec<SerfAgent> = Vec::new();
+    for wave in names.chunks(WAVE) {
+        let joined: Vec<SerfAgent> = tokio::task::block_in_place(|| {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = wave
+                    .iter()
+                    .map(|n| {
+                        let join = join.clone();
+                        s.spawn(move || SerfAgent::start(spec(n).join(&join)))
                     })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap())
-                .collect()
-        })
-    });
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            })
+        });
+        pool.extend(joined);
+        wait_until(
+            "the wave in the inventory",
+            Duration::from_secs(180),
+            || {
+                wave.iter()
+                    .all(|n| m.node(n).is_ok_and(|n| n.reachability.is_reachable()))
+            },
+        )
+        .await;
+    }
     print("serf_agents", agents, "count");
-    print(
-        "serf_agents_start_time",
-        format!("{:.2}", started.elapsed().as_secs_f64()),
-        "s",
-    );
-    wait_until(
-        "every member in the inventory",
-        Duration::from_secs(180),
-        || {
-            names
-                .iter()
-                .all(|n| m.node(n).is_ok_and(|n| n.reachability.is_reachable()))
-        },
-    )
-    .await;
     print(
         "serf_join_converge_time",
         format!("{:.2}", started.elapsed().as_secs_f64()),
@@ -198,18 +192,25 @@ async fn main() {
 
     let victims: Vec<String> = names.iter().take(killed).cloned().collect();
     let failed_at = Instant::now();
-    tokio::task::block_in_place(|| pool.iter_mut().take(killed).for_each(SerfAgent::kill));
-    wait_until(
-        "killed members unreachable",
-        Duration::from_secs(180),
-        || {
-            victims.iter().all(|n| {
-                m.node(n)
-                    .is_ok_and(|n| n.reachability.as_str() == "unreachable")
-            })
-        },
-    )
-    .await;
+    for (i, wave) in victims.chunks(killed.div_ceil(2).max(1)).enumerate() {
+        let first = i * killed.div_ceil(2).max(1);
+        tokio::task::block_in_place(|| {
+            pool[first..first + wave.len()]
+                .iter_mut()
+                .for_each(SerfAgent::kill)
+        });
+        wait_until(
+            "killed members unreachable",
+            Duration::from_secs(180),
+            || {
+                wave.iter().all(|n| {
+                    m.node(n)
+                        .is_ok_and(|n| n.reachability.as_str() == "unreachable")
+                })
+            },
+        )
+        .await;
+    }
     print(
         "serf_fail_detect_time",
         format!("{:.2}", failed_at.elapsed().as_secs_f64()),
