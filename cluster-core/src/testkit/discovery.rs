@@ -259,3 +259,130 @@ pub async fn check_reconnect(h: &mut dyn DiscoveryHarness) {
     }
     m.shutdown().await;
 }
+
+#[cfg(test)]
+mod tests {
+    //! The kit run against a discovery kept in memory, whose streams simply end when
+    //! the source stops (so reconnecting is left to the manager).
+
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::discovery::MembershipStream;
+    use crate::error::{Error, Result};
+    use crate::event::MembershipEvent;
+
+    #[derive(Debug, Default)]
+    struct World {
+        up: bool,
+        members: BTreeMap<String, Member>,
+        subscribers: Vec<mpsc::UnboundedSender<MembershipEvent>>,
+    }
+
+    #[derive(Debug, Default)]
+    struct MemoryDiscovery(Mutex<World>);
+
+    impl MemoryDiscovery {
+        fn world(&self) -> std::sync::MutexGuard<'_, World> {
+            self.0.lock().unwrap_or_else(|p| p.into_inner())
+        }
+
+        fn set(&self, name: &str, status: MemberStatus, kind: MembershipKind) -> Member {
+            let mut w = self.world();
+            let member = w.members.entry(name.to_owned()).or_insert_with(|| {
+                let mut m = Member::alive(name, format!("addr-of-{name}"));
+                m.serial = format!("SN-{name}");
+                m
+            });
+            member.status = status;
+            let member = member.clone();
+            let event = MembershipEvent {
+                kind,
+                member: member.clone(),
+            };
+            w.subscribers.retain(|s| s.send(event.clone()).is_ok());
+            member
+        }
+    }
+
+    #[async_trait]
+    impl Discovery for MemoryDiscovery {
+        fn name(&self) -> &str {
+            "memory"
+        }
+
+        async fn members(&self) -> Result<Vec<Member>> {
+            let w = self.world();
+            if !w.up {
+                return Err(Error::Discovery("source is down".into()));
+            }
+            Ok(w.members.values().cloned().collect())
+        }
+
+        async fn subscribe(&self) -> Result<MembershipStream> {
+            let mut w = self.world();
+            if !w.up {
+                return Err(Error::Discovery("source is down".into()));
+            }
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            w.subscribers.push(tx);
+            Ok(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed())
+        }
+
+        async fn enroll(
+            &self,
+            _addrs: &[String],
+            _vars: &serde_json::Value,
+        ) -> Result<serde_json::Value> {
+            Ok(serde_json::json!({}))
+        }
+    }
+
+    struct MemoryHarness(Arc<MemoryDiscovery>);
+
+    #[async_trait]
+    impl DiscoveryHarness for MemoryHarness {
+        fn discovery(&self) -> Arc<dyn Discovery> {
+            self.0.clone()
+        }
+
+        async fn join(&mut self, name: &str) -> Member {
+            self.0
+                .set(name, MemberStatus::Alive, MembershipKind::Joined)
+        }
+
+        async fn fail(&mut self, name: &str) {
+            self.0
+                .set(name, MemberStatus::Failed, MembershipKind::Failed);
+        }
+
+        async fn rejoin(&mut self, name: &str) {
+            self.0
+                .set(name, MemberStatus::Alive, MembershipKind::Joined);
+        }
+
+        async fn leave(&mut self, name: &str) {
+            self.0.set(name, MemberStatus::Left, MembershipKind::Left);
+        }
+
+        async fn stop_source(&mut self) {
+            let mut w = self.0.world();
+            w.up = false;
+            w.subscribers.clear();
+        }
+
+        async fn start_source(&mut self) {
+            self.0.world().up = true;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_kit_passes_a_discovery_that_behaves() {
+        let d = Arc::new(MemoryDiscovery::default());
+        d.world().up = true;
+        discovery_conformance(&mut MemoryHarness(d)).await;
+    }
+}
