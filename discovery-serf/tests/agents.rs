@@ -280,3 +280,35 @@ async fn the_member_list_is_replayed_every_resync_period() {
     .await
     .expect("three reports of the steady member");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_member_is_reaped_and_its_node_stays_unreachable() {
+    let source =
+        blocking(|| SerfAgent::start(member_spec("keeper").config("reconnect_timeout", "\"1s\"")));
+    let mut gone = blocking(|| SerfAgent::start(member_spec("gone").join(&source.gossip_addr())));
+    let discovery = Arc::new(SerfDiscovery::new(fast_config(&source.rpc_addr())).unwrap());
+    let mut stream = discovery.subscribe().await.unwrap();
+    let m = manager(discovery.clone()).await;
+    node_where(&m, "gone", "discovered", |n| n.reachability.is_reachable()).await;
+
+    blocking(|| gone.kill());
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let ev = stream.next().await.expect("stream must not end");
+            if ev.member.name == "gone" && ev.kind == MembershipKind::Reaped {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("member-reap for the killed member");
+    let listed = discovery.members().await.unwrap();
+    assert!(listed.iter().all(|x| x.name != "gone"), "{listed:?}");
+    m.settle().await.unwrap();
+    let node = node_where(&m, "gone", "unreachable", |n| {
+        n.reachability.as_str() == "unreachable"
+    })
+    .await;
+    assert_eq!(node.status, NodeStatus::Discovered);
+    m.shutdown().await;
+}

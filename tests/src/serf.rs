@@ -31,6 +31,9 @@ pub struct SerfAgentSpec {
     pub join: Vec<String>,
     /// The RPC auth key, when the agent should require one.
     pub rpc_auth: Option<String>,
+    /// Extra agent configuration: keys with raw JSON values (`"reconnect_timeout"`,
+    /// `"\"1s\""`).
+    pub config: Vec<(String, String)>,
 }
 
 impl SerfAgentSpec {
@@ -41,6 +44,7 @@ impl SerfAgentSpec {
             tags: Vec::new(),
             join: Vec::new(),
             rpc_auth: None,
+            config: Vec::new(),
         }
     }
 
@@ -53,6 +57,12 @@ impl SerfAgentSpec {
     /// Joins the agent at `gossip_addr` on start.
     pub fn join(mut self, gossip_addr: &str) -> Self {
         self.join.push(gossip_addr.to_owned());
+        self
+    }
+
+    /// Sets an agent configuration key to a raw JSON value.
+    pub fn config(mut self, key: &str, json_value: &str) -> Self {
+        self.config.push((key.to_owned(), json_value.to_owned()));
         self
     }
 
@@ -172,11 +182,19 @@ impl SerfAgent {
             cmd.arg(format!("-retry-join={j}"))
                 .arg("-retry-interval=1s");
         }
+        // Settings go in a file; the auth key so it never shows in the process list.
+        let mut fields: Vec<String> = self
+            .spec
+            .config
+            .iter()
+            .map(|(k, v)| format!("{}: {v}", json_string(k)))
+            .collect();
         if let Some(key) = &self.spec.rpc_auth {
-            // The key goes in a file so it never shows in the process list.
-            let conf = self.dir.path().join("rpc.json");
-            let body = format!("{{\"rpc_auth\": {}}}", json_string(key));
-            std::fs::write(&conf, body).expect("write serf config");
+            fields.push(format!("\"rpc_auth\": {}", json_string(key)));
+        }
+        if !fields.is_empty() {
+            let conf = self.dir.path().join("agent.json");
+            std::fs::write(&conf, format!("{{{}}}", fields.join(", "))).expect("write serf config");
             cmd.arg(format!("-config-file={}", conf.display()));
         }
         let guard = ChildGuard::spawn(&format!("serf {}", self.spec.node), cmd, &self.log_path())
