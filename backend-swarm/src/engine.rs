@@ -4,14 +4,14 @@
 
 use bollard::Docker;
 use bollard::models::{
-    LocalNodeState, Node, NodeSpec, SwarmInitRequest, SwarmJoinRequest, SwarmSpec,
-    SwarmSpecDispatcher,
+    LocalNodeState, Node, NodeSpec, SwarmInitRequest, SwarmSpec, SwarmSpecDispatcher,
 };
 use bollard::query_parameters::{DeleteNodeOptions, LeaveSwarmOptions, UpdateNodeOptions};
 
 use crate::config::{Scheme, SwarmConfig, scheme};
 use crate::error::{Result, SwarmError, is_not_found, is_out_of_sequence};
 use crate::secret::{JoinToken, redact};
+use crate::wire::Wire;
 
 /// The label that carries a swarm node's clusterm name (engines of one host may share a
 /// hostname, so the hostname alone cannot identify a node).
@@ -43,6 +43,8 @@ impl LocalSwarm {
 #[derive(Debug, Clone)]
 pub(crate) struct Engine {
     docker: Docker,
+    /// Raw access for the calls that carry join tokens.
+    wire: Wire,
     /// The node's name (or its address when the name is unknown), for messages.
     pub node: String,
     /// The node's management address.
@@ -79,8 +81,17 @@ impl Engine {
         }
         .map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        let v = docker.client_version();
+        let wire = Wire {
+            node: node.clone(),
+            endpoint: endpoint.clone(),
+            tls: config.tls.clone().filter(|_| kind == Scheme::Tcp),
+            version: format!("/v{}.{}", v.major_version, v.minor_version),
+            timeout: std::time::Duration::from_secs(timeout),
+        };
         Ok(Engine {
             docker,
+            wire,
             node,
             addr: addr.to_owned(),
         })
@@ -135,44 +146,22 @@ impl Engine {
 
     /// The join token for `manager` or worker nodes (this engine must be a manager).
     pub async fn join_token(&self, manager: bool) -> Result<JoinToken> {
-        let swarm = self
-            .docker
-            .inspect_swarm()
-            .await
-            .map_err(self.err("swarm inspect"))?;
-        let tokens = swarm.join_tokens.unwrap_or_default();
-        let token = if manager {
+        let tokens = self.wire.join_tokens().await?;
+        Ok(if manager {
             tokens.manager
         } else {
             tokens.worker
-        };
-        token
-            .filter(|t| !t.is_empty())
-            .map(JoinToken::new)
-            .ok_or_else(|| SwarmError::State {
-                node: self.node.clone(),
-                message: "the manager returned no join token".into(),
-            })
+        })
     }
 
     /// `swarm join` of this engine through `remotes`, on `swarm_addr`.
     pub async fn join(
         &self,
         swarm_addr: &str,
-        remotes: Vec<String>,
+        remotes: &[String],
         token: &JoinToken,
     ) -> Result<()> {
-        let req = SwarmJoinRequest {
-            listen_addr: Some(swarm_addr.to_owned()),
-            advertise_addr: Some(swarm_addr.to_owned()),
-            remote_addrs: Some(remotes),
-            join_token: Some(token.expose().to_owned()),
-            ..SwarmJoinRequest::default()
-        };
-        self.docker
-            .join_swarm(req)
-            .await
-            .map_err(self.err("swarm join"))
+        self.wire.join(swarm_addr, remotes, token).await
     }
 
     /// `swarm leave`; leaving when not in a swarm is not an error.

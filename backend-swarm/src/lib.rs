@@ -5,9 +5,10 @@
 //! (unix socket or TCP, optionally TLS), addressed by an endpoint template such as
 //! `tcp://{addr}:2376`.
 //!
-//! Join tokens live in [`JoinToken`], whose formatting is redacted, and every engine
-//! message is scrubbed of tokens before it becomes an error; the backend hands no vars to
-//! the provision playbook, so tokens never leave it.
+//! Join tokens live in [`JoinToken`], whose formatting is redacted; the two calls that
+//! carry them bypass the Engine API client (which logs bodies at debug level), every
+//! engine message is scrubbed of tokens before it becomes an error, and the backend
+//! hands no vars to the provision playbook, so tokens never leave it.
 //!
 //! Registered as the backend `"swarm"`; its configuration is [`SwarmConfig`].
 
@@ -16,6 +17,7 @@ mod config;
 mod engine;
 mod error;
 mod secret;
+mod wire;
 
 use std::sync::Arc;
 

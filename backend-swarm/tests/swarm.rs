@@ -396,7 +396,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
 async fn swarm_of_three_engines_through_the_manager_and_the_conformance_kit() {
     let logs = Captured::default();
     tracing_subscriber::fmt()
-        .with_env_filter("backend_swarm=trace,cluster_core=debug")
+        .with_env_filter("trace")
         .with_writer(logs.clone())
         .with_ansi(false)
         .init();
@@ -429,6 +429,10 @@ async fn swarm_of_three_engines_through_the_manager_and_the_conformance_kit() {
 
     let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     assert!(text.contains("joined the swarm"), "logs were not captured");
+    assert!(
+        text.contains("bollard"),
+        "the Engine API client's debug logs were not captured"
+    );
     assert!(!text.contains("SWMTKN"), "a join token reached the logs");
     assert!(!format!("{:?}", h.backend).contains("SWMTKN"));
 }

@@ -309,12 +309,12 @@ fn unescape(s: &str) -> String {
 }
 
 /// PEM files for an engine listening with `--tlsverify` and a client it trusts: a fresh
-/// CA, a server certificate for one IP address and a client certificate.
+/// CA, a server certificate for some IP addresses and a client certificate.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
     /// CA certificate.
     pub ca: PathBuf,
-    /// Server certificate (subject alternative name: the IP).
+    /// Server certificate (subject alternative names: the IPs).
     pub server_cert: PathBuf,
     /// Server key.
     pub server_key: PathBuf,
@@ -326,7 +326,7 @@ pub struct TlsFiles {
 
 impl TlsFiles {
     /// Generates the files under `dir` with the `openssl` CLI (P-256 keys, valid 2 days).
-    pub fn generate(dir: &Path, ip: &str) -> TlsFiles {
+    pub fn generate(dir: &Path, ips: &[&str]) -> TlsFiles {
         require_binary("openssl", "openssl");
         std::fs::create_dir_all(dir).expect("tls dir");
         let p = |f: &str| dir.join(f);
@@ -349,7 +349,13 @@ impl TlsFiles {
         for (who, ext) in [
             (
                 "server",
-                format!("subjectAltName=IP:{ip}\nextendedKeyUsage=serverAuth\n"),
+                format!(
+                    "subjectAltName={}\nextendedKeyUsage=serverAuth\n",
+                    ips.iter()
+                        .map(|ip| format!("IP:{ip}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
             ),
             ("client", "extendedKeyUsage=clientAuth\n".to_owned()),
         ] {
