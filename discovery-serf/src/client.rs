@@ -58,17 +58,21 @@ impl ClientOptions {
         self
     }
 }
+
+/// One connection: the queue to the writer task, the sequence counter and the tasks.
 struct Conn {
     shared: Arc<Shared>,
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    /// Whole requests; one task writes them so a cancelled call never leaves half a
+    /// request on the wire.
+    outbox: mpsc::UnboundedSender<Vec<u8>>,
     seq: AtomicU64,
     timeout: Duration,
-    reader: tokio::task::AbortHandle,
+    tasks: [tokio::task::AbortHandle; 2],
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.reader.abort();
+        self.tasks.iter().for_each(|t| t.abort());
     }
 }
 
@@ -107,14 +111,16 @@ impl SerfClient {
             addr,
             table: Mutex::new(Table::default()),
         });
+        let (outbox, queue) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read_loop(shared.clone(), rd)).abort_handle();
+        let writer = tokio::spawn(write_loop(shared.clone(), wr, queue)).abort_handle();
         let client = SerfClient {
             conn: Arc::new(Conn {
                 shared,
-                writer: tokio::sync::Mutex::new(wr),
+                outbox,
                 seq: AtomicU64::new(0),
                 timeout: options.timeout,
-                reader,
+                tasks: [reader, writer],
             }),
         };
         client
@@ -178,9 +184,7 @@ impl SerfClient {
             ack: Some(ack_tx),
             tx,
         };
-        let seq = self
-            .send("stream", Some(&wire::Stream { kind: filter }), pending)
-            .await?;
+        let seq = self.send("stream", Some(&wire::Stream { kind: filter }), pending)?;
         self.wait("stream", ack_rx).await??;
         Ok(EventStream {
             client: self.clone(),
@@ -267,12 +271,12 @@ impl SerfClient {
             body: expects_body,
             tx,
         };
-        self.send(command, body, pending).await?;
+        self.send(command, body, pending)?;
         self.wait(command, rx).await?
     }
 
-    /// Registers the waiter, then writes the request (so the answer cannot overtake it).
-    async fn send<B: Serialize>(
+    /// Registers the waiter, then queues the request (so the answer cannot overtake it).
+    fn send<B: Serialize>(
         &self,
         command: &'static str,
         body: Option<&B>,
@@ -284,25 +288,18 @@ impl SerfClient {
         if let Some(b) = body {
             bytes.extend(encode(b, &shared.addr)?);
         }
-        {
-            let mut t = shared.table();
-            if let Some(closed) = &t.closed {
-                return Err(shared.error(closed));
-            }
-            t.pending.insert(seq, pending);
+        let mut t = shared.table();
+        if let Some(closed) = &t.closed {
+            return Err(shared.error(closed));
         }
-        let written = {
-            let mut w = self.conn.writer.lock().await;
-            tokio::time::timeout(self.conn.timeout, w.write_all(&bytes)).await
-        };
-        let failure = match written {
-            Ok(Ok(())) => return Ok(seq),
-            Ok(Err(e)) => Closed::Disconnected(format!("write failed: {e}")),
-            Err(_) => Closed::Disconnected(format!("write of {command} stalled")),
-        };
-        let err = shared.error(&failure);
-        shared.close(failure);
-        Err(err)
+        t.pending.insert(seq, pending);
+        drop(t);
+        if self.conn.outbox.send(bytes).is_err() {
+            let gone = Closed::Disconnected("writer stopped".into());
+            shared.close(gone.clone());
+            return Err(shared.error(&gone));
+        }
+        Ok(seq)
     }
 
     async fn wait<T>(&self, command: &str, rx: oneshot::Receiver<T>) -> Result<T> {
@@ -321,6 +318,20 @@ impl SerfClient {
                 command: command.to_owned(),
                 after: self.conn.timeout,
             }),
+        }
+    }
+}
+
+/// Writes queued requests in order; a failed write closes the connection.
+async fn write_loop(
+    shared: Arc<Shared>,
+    mut wr: OwnedWriteHalf,
+    mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    while let Some(bytes) = queue.recv().await {
+        if let Err(e) = wr.write_all(&bytes).await {
+            shared.close(Closed::Disconnected(format!("write failed: {e}")));
+            return;
         }
     }
 }

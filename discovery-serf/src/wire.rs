@@ -27,18 +27,21 @@ pub struct ResponseHeader {
     pub error: String,
 }
 
+/// Body of `handshake`.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Handshake {
     pub version: i32,
 }
 
+/// Body of `auth`.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Auth<'a> {
     pub auth_key: &'a str,
 }
 
+/// Body of `members-filtered`.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MembersFiltered<'a> {
@@ -47,6 +50,7 @@ pub struct MembersFiltered<'a> {
     pub name: &'a str,
 }
 
+/// Body of `stream`.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Stream<'a> {
@@ -54,12 +58,14 @@ pub struct Stream<'a> {
     pub kind: &'a str,
 }
 
+/// Body of `stop`.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Stop {
     pub stop: u64,
 }
 
+/// Body of `join`.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Join<'a> {
@@ -67,12 +73,14 @@ pub struct Join<'a> {
     pub replay: bool,
 }
 
+/// Answer to `join`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct JoinResponse {
     pub num: i64,
 }
 
+/// Body of `force-leave`.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ForceLeave<'a> {
@@ -80,6 +88,7 @@ pub struct ForceLeave<'a> {
     pub prune: bool,
 }
 
+/// Body of `tags`.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Tags<'a> {
@@ -87,6 +96,7 @@ pub struct Tags<'a> {
     pub delete_tags: &'a [String],
 }
 
+/// Body of `event`.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct UserEvent<'a> {
@@ -96,6 +106,7 @@ pub struct UserEvent<'a> {
     pub coalesce: bool,
 }
 
+/// Answer to `members` and `members-filtered`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MembersResponse {
