@@ -86,6 +86,15 @@ impl Dockerd {
             .args(["--iptables=false", "--ip-masq=false", "--bridge=none"])
             .args(["--storage-driver=vfs", "--log-level=info"])
             .args(&self.extra);
+        // Should the test process itself be killed, the kernel takes the daemon down too.
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let log = self.root.join("dockerd.log");
         let guard = ChildGuard::spawn(&format!("dockerd-{}", self.addr), cmd, &log)
             .unwrap_or_else(|e| panic!("cannot start dockerd for {}: {e}", self.addr));
