@@ -134,6 +134,31 @@ async fn open_stream(config: &SerfConfig) -> Result<EventStream, SerfError> {
     client.stream(MEMBER_EVENTS).await
 }
 
+/// Waits between reconnect attempts: doubling from `min`, never above `max`.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    fn new(min: Duration, max: Duration) -> Self {
+        Backoff { next: min, max }
+    }
+
+    /// The wait before the next attempt.
+    fn peek(&self) -> Duration {
+        self.next
+    }
+
+    /// Takes the current wait and doubles the following one.
+    fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (d * 2).min(self.max);
+        d
+    }
+}
+
 /// Forwards the stream, reconnecting with capped exponential backoff until the
 /// receiver goes away.
 async fn follow(
@@ -141,18 +166,19 @@ async fn follow(
     mut stream: EventStream,
     tx: mpsc::UnboundedSender<MembershipEvent>,
 ) {
-    let min = Duration::from_millis(config.min_backoff_ms);
-    let max = Duration::from_millis(config.max_backoff_ms);
     loop {
         if !forward(&config, &mut stream, &tx).await {
             return;
         }
         drop(stream);
-        let mut delay = min;
+        let mut backoff = Backoff::new(
+            Duration::from_millis(config.min_backoff_ms),
+            Duration::from_millis(config.max_backoff_ms),
+        );
         stream = loop {
             tokio::select! {
                 _ = tx.closed() => return,
-                _ = tokio::time::sleep(delay) => {}
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
             }
             // Subscribe before listing so a change between the two is not missed.
             let attempt = async {
@@ -169,8 +195,7 @@ async fn follow(
                     break stream;
                 }
                 Err(e) => {
-                    delay = (delay * 2).min(max);
-                    tracing::warn!(agent = %config.rpc_addr, error = %e, retry_in = ?delay, "serf agent unreachable");
+                    tracing::warn!(agent = %config.rpc_addr, error = %e, retry_in = ?backoff.peek(), "serf agent unreachable");
                 }
             }
         };
@@ -397,6 +422,13 @@ mod tests {
         ] {
             assert_eq!(replay(&serf_member("a", &[], status)).kind, kind);
         }
+    }
+
+    #[test]
+    fn reconnect_waits_double_up_to_the_cap() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(1_000));
+        let waits: Vec<u128> = (0..7).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1_000, 1_000, 1_000]);
     }
 
     #[tokio::test]
