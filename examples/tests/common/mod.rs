@@ -293,3 +293,27 @@ pub async fn snapshot(raw: &Raw) -> Value {
     }
     json!({"nodes": nodes, "jobs": jobs, "globals": globals, "cluster": cluster, "events": events})
 }
+
+/// Posts `body` to `path`, expects 202 with a Location header; returns the job id.
+pub async fn accepted(raw: &Raw, path: &str, body: Value) -> u64 {
+    let resp = raw
+        .req("POST", path)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202, "{path}");
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let v: Value = resp.json().await.unwrap();
+    let id = v["job"].as_u64().unwrap();
+    assert_eq!(location, format!("/v1/jobs/{id}"));
+    id
+}
+
+/// Waits for job `id` and expects it to be `Complete`.
+pub async fn complete(raw: &Raw, id: u64) -> Value {
+    let job = wait_job(raw, id).await;
+    assert_eq!(job["status"], "Complete", "{job}");
+    job
+}
