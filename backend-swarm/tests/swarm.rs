@@ -14,9 +14,9 @@ use cluster_core::testkit::backend::{
     BackendHarness, TestNode, backend_conformance, check_dissolve,
 };
 use cluster_core::{
-    ClusterBackend, ClusterState, ConfigPush, EventQuery, JobId, JobReport, JobSpec, JobStatus,
-    LogSink, Manager, Member, MembershipEvent, MembershipKind, MemoryStore, NodeStatus, PushAction,
-    manager::Request,
+    BackendNode, ClusterBackend, ClusterState, ConfigPush, EventQuery, JobId, JobReport, JobSpec,
+    JobStatus, LogSink, Manager, Member, MembershipEvent, MembershipKind, MemoryStore, NodeStatus,
+    PushAction, Role, manager::Request,
 };
 use clusterm_tests::dockerd::{Dockerd, DockerdSet};
 
@@ -344,6 +344,44 @@ async fn through_the_manager(h: &mut Harness) {
     m.shutdown().await;
 }
 
+/// A worker whose host was rebuilt (engine state gone, old swarm entry left behind)
+/// joins again under its name; the stale entry is dropped.
+async fn a_rebuilt_node_rejoins_under_its_name(h: &mut Harness) {
+    let d3 = h.daemons.daemon_mut(2);
+    tokio::task::block_in_place(|| {
+        d3.wipe();
+        d3.start();
+    });
+    let d3 = &h.daemons.daemons()[2];
+    assert_eq!(tokio::task::block_in_place(|| local_state(d3)), "inactive");
+    let d1 = &h.daemons.daemons()[0];
+    let stale = tokio::task::block_in_place(|| node_ls(d1));
+    assert_eq!(
+        stale.iter().filter(|r| r.name == "n3").count(),
+        1,
+        "{stale:?}"
+    );
+
+    let n3 = BackendNode {
+        name: "n3".into(),
+        addr: ADDRS[2].into(),
+        role: Role::Worker,
+    };
+    h.backend.join(&n3).await.unwrap();
+    let rows = tokio::task::block_in_place(|| node_ls(d1));
+    assert_eq!(
+        rows.iter().filter(|r| r.name == "n3").count(),
+        1,
+        "{rows:?}"
+    );
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    wait_row(d1, "n3", "the rebuilt n3 is ready", |r| {
+        r.is_some_and(|r| r.state == "ready" && r.role == "worker")
+    })
+    .await;
+    wait_ready(&h.backend, "n3", true).await;
+}
+
 /// No job record, job log, audit event or push spec carries a swarm join token.
 async fn assert_no_token(m: &Manager, push: &ObservingPush) {
     let jobs = m.jobs().await.unwrap();
@@ -417,6 +455,7 @@ async fn swarm_of_three_engines_through_the_manager_and_the_conformance_kit() {
     };
 
     through_the_manager(&mut h).await;
+    a_rebuilt_node_rejoins_under_its_name(&mut h).await;
     check_dissolve(&mut h).await;
     for d in h.daemons.daemons() {
         assert_eq!(tokio::task::block_in_place(|| local_state(d)), "inactive");

@@ -147,6 +147,20 @@ impl Dockerd {
         }
     }
 
+    /// Kills the daemon and deletes all its state, as if its host were rebuilt; call
+    /// [`Dockerd::start`] to bring up a blank engine at the same address.
+    pub fn wipe(&mut self) {
+        self.kill();
+        unmount_below(&self.root);
+        for sub in ["data", "exec"] {
+            let dir = self.root.join(sub);
+            std::fs::remove_dir_all(&dir)
+                .unwrap_or_else(|e| panic!("cannot wipe {}: {e}", dir.display()));
+            std::fs::create_dir_all(&dir)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        }
+    }
+
     /// The containerd this daemon started, from the pid file in its exec root.
     fn containerd_pid(&self) -> Option<i32> {
         let file = self.root.join("exec/containerd/containerd.pid");

@@ -11,6 +11,7 @@ use crate::engine::{LocalSwarm, NAME_LABEL};
 use crate::error::{Result, SwarmError};
 
 impl SwarmBackend {
+    /// `swarm init` on the master unless it already manages a swarm.
     pub(super) async fn do_bootstrap(&self, master: &BackendNode) -> Result<()> {
         let engine = self.engine(master).await?;
         let mut local = engine.local().await?;
@@ -38,6 +39,7 @@ impl SwarmBackend {
         self.label(&engine, &local.node_id, master).await
     }
 
+    /// `swarm join` under the node's role unless it is already a member of this swarm.
     pub(super) async fn do_join(&self, node: &BackendNode) -> Result<()> {
         let engine = self.engine(node).await?;
         let local = engine.local().await?;
@@ -69,9 +71,26 @@ impl SwarmBackend {
         tracing::info!(node = %node.name, addr = %addr, manager = as_manager, "joined the swarm");
         let local = engine.local().await?;
         self.remember(node, Some(as_manager));
-        self.label(&mgr, &local.node_id, node).await
+        self.label(&mgr, &local.node_id, node).await?;
+        // A node rebuilt without leaving left an entry under its name; drop it so that
+        // lookups by name find the live one.
+        for stale in mgr.nodes().await? {
+            let id = stale.id.clone().unwrap_or_default();
+            let named = stale
+                .spec
+                .as_ref()
+                .and_then(|s| s.labels.as_ref())
+                .and_then(|l| l.get(NAME_LABEL))
+                .is_some_and(|n| *n == node.name);
+            if named && id != local.node_id {
+                tracing::info!(node = %node.name, stale = %id, "removing a stale swarm entry");
+                mgr.remove_node(&id).await?;
+            }
+        }
+        Ok(())
     }
 
+    /// Sets the node's availability (`drain` before an upgrade, `active` after).
     pub(super) async fn availability(
         &self,
         node: &BackendNode,
@@ -85,6 +104,7 @@ impl SwarmBackend {
         Ok(())
     }
 
+    /// Promotes or demotes the node to its role and waits until the swarm shows it.
     pub(super) async fn do_set_role(&self, node: &BackendNode) -> Result<()> {
         let promote = node.role == Role::Master;
         // A demotion is best asked of another manager: the node's own raft member goes away.
@@ -112,6 +132,7 @@ impl SwarmBackend {
         Ok(())
     }
 
+    /// Demotes a manager, leaves on the node, and removes it from the node list.
     pub(super) async fn do_leave(&self, node: &BackendNode) -> Result<()> {
         let mgr = self.manager(Some(&node.addr)).await.ok();
         let engine = self.engine(node).await;
@@ -186,6 +207,7 @@ impl SwarmBackend {
         Ok(())
     }
 
+    /// The swarm's nodes as members, by name.
     pub(super) async fn do_members(&self) -> Result<Vec<BackendMember>> {
         let search = self.search(None).await;
         let Some(mgr) = search.manager else {
