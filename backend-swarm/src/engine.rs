@@ -126,8 +126,11 @@ impl Engine {
     pub async fn init(&self, swarm_addr: &str, heartbeat_secs: Option<u64>) -> Result<String> {
         let spec = heartbeat_secs.map(|s| SwarmSpec {
             dispatcher: Some(SwarmSpecDispatcher {
+                // The API wants nanoseconds.
                 heartbeat_period: Some(
-                    i64::try_from(s).unwrap_or(i64::MAX / 1_000_000_000) * 1_000_000_000,
+                    i64::try_from(s)
+                        .unwrap_or(i64::MAX)
+                        .saturating_mul(1_000_000_000),
                 ),
             }),
             ..SwarmSpec::default()

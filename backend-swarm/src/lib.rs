@@ -12,6 +12,8 @@
 //!
 //! Registered as the backend `"swarm"`; its configuration is [`SwarmConfig`].
 
+#![warn(missing_docs)]
+
 mod backend;
 mod config;
 mod engine;
