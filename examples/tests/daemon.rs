@@ -7,7 +7,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use clusterm_tests::free_port;
-use clusterm_tests::serf::{SerfAgent, SerfAgentSpec};
 use common::{Daemon, DaemonSpec, bin, daemon_command, eventually};
 use serde_json::Value;
 
@@ -39,8 +38,20 @@ fn unknown_or_wrong_settings_are_refused() {
     assert!(err.contains("mongo") && err.contains("redb"), "{err}");
     let err = refused(DaemonSpec::default().env("CLUSTERM_STORE__CONFIG__DIRECTORY", "/tmp/x"));
     assert!(err.to_lowercase().contains("directory"), "{err}");
+    let err = refused(DaemonSpec::default().env("CLUSTERM_PUSH__NAME", "puppet"));
+    assert!(
+        err.contains("puppet") && err.contains("noop") && err.contains("command"),
+        "{err}"
+    );
+    // The component crates are linked in: their names are offered.
     let err = refused(DaemonSpec::default().env("CLUSTERM_DISCOVERY__NAME", "consul"));
-    assert!(err.contains("consul") && err.contains("serf"), "{err}");
+    assert!(err.contains("consul"), "{err}");
+    #[cfg(feature = "serf")]
+    assert!(err.contains("serf"), "{err}");
+    let err = refused(DaemonSpec::default().env("CLUSTERM_BACKEND__NAME", "nomad"));
+    assert!(err.contains("nomad"), "{err}");
+    #[cfg(feature = "swarm")]
+    assert!(err.contains("swarm"), "{err}");
 
     let out = Command::new(bin("clusterm"))
         .args(["--config", "/nonexistent/clusterm.toml"])
@@ -96,6 +107,7 @@ fn defaults_with_file_and_environment_overrides() {
     assert_eq!(c["log"]["format"], "json");
 }
 
+#[cfg(feature = "serf")]
 #[tokio::test]
 async fn serves_while_serf_is_absent_and_logs_json() {
     // Nothing listens on this port: discovery waits, the API serves.
@@ -127,8 +139,10 @@ async fn serves_while_serf_is_absent_and_logs_json() {
     assert_eq!(raw.get("/healthz").await.0, 200);
 }
 
+#[cfg(feature = "serf")]
 #[tokio::test]
 async fn discovers_nodes_from_a_real_serf_agent() {
+    use clusterm_tests::serf::{SerfAgent, SerfAgentSpec};
     let agent = SerfAgent::start(
         SerfAgentSpec::new("serf-node-1")
             .tag("NodeLabel", "rack1-node1")
