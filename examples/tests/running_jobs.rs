@@ -186,3 +186,70 @@ async fn sigterm_records_the_job_in_flight() {
     let retry = start_commission(&raw, "n1").await;
     assert_eq!(wait_job(&raw, retry).await["status"], "Complete");
 }
+
+fn clusterctl(d: &Daemon, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(common::bin("clusterctl"));
+    c.env_remove("CLUSTERCTL_TOKEN")
+        .arg("--url")
+        .arg(d.url())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
+#[tokio::test]
+async fn clusterctl_follows_the_active_job_and_fails_when_its_wait_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gate = gate_path(tmp.path());
+    let d = Daemon::start(gated(&gate));
+    let raw = d.http();
+    discover_nodes(&raw, &["n1", "n2"]).await;
+
+    let id = start_commission(&raw, "n1").await;
+    log_contains(&raw, id, "started provision").await;
+    let follower = clusterctl(&d, &["job", "get", "active", "--follow"])
+        .spawn()
+        .unwrap();
+    std::fs::write(&gate, "").unwrap();
+    let out = tokio::task::spawn_blocking(move || follower.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("started provision") && text.contains("passed the gate"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("job {id} Complete")), "{text}");
+
+    std::fs::remove_file(&gate).unwrap();
+    let waiter = clusterctl(
+        &d,
+        &["node", "commission", "n2", "-g", "service-worker", "--wait"],
+    )
+    .spawn()
+    .unwrap();
+    let id = eventually("the second job", || async {
+        let (_, j) = raw.get("/v1/jobs/active").await;
+        j["id"].as_u64()
+    })
+    .await;
+    log_contains(&raw, id, "started provision").await;
+    let (s, _) = raw.post(&format!("/v1/jobs/{id}/cancel"), &json!({})).await;
+    assert_eq!(s, 202);
+    let out = tokio::task::spawn_blocking(move || waiter.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(!out.status.success(), "a cancelled job must fail --wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.trim().lines().last().unwrap_or_default().to_owned();
+    assert!(
+        last.starts_with("clusterctl: ") && last.contains("Cancelled"),
+        "{err}"
+    );
+}
