@@ -129,7 +129,7 @@ pub struct EventsQuery {
 /// The audit log as Server-Sent Events (`node_event`, id = sequence number).
 #[utoipa::path(get, path = "/v1/events", params(EventsQuery),
     responses((status = 200, description = "event stream of NodeEvent records"),
-    (status = 400, body = super::error::ErrorBody)))]
+    (status = 400, description = "Bad input (malformed JSON, unknown field, wrong type, invalid value)", body = super::error::ErrorBody)))]
 pub(crate) async fn events(
     State(s): State<ApiState>,
     QueryParams(q): QueryParams<EventsQuery>,

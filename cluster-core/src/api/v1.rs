@@ -126,7 +126,7 @@ fn accepted(id: JobId) -> Response {
 
 /// Every node, ordered by name.
 #[utoipa::path(get, path = "/v1/nodes", params(NodeFilter),
-    responses((status = 200, body = [Node]), (status = 400, body = super::error::ErrorBody)))]
+    responses((status = 200, description = "OK", body = [Node]), (status = 400, description = "Bad input (malformed JSON, unknown field, wrong type, invalid value)", body = super::error::ErrorBody)))]
 pub(crate) async fn list_nodes(
     State(s): State<ApiState>,
     QueryParams(filter): QueryParams<NodeFilter>,
@@ -161,7 +161,7 @@ pub(crate) async fn list_nodes(
 
 /// One node.
 #[utoipa::path(get, path = "/v1/nodes/{name}", params(("name" = String, Path)),
-    responses((status = 200, body = Node), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, description = "OK", body = Node), (status = 404, description = "Unknown node or job", body = super::error::ErrorBody)))]
 pub(crate) async fn get_node(
     State(s): State<ApiState>,
     Segment(name): Segment,
@@ -171,7 +171,7 @@ pub(crate) async fn get_node(
 
 /// One node's audit log.
 #[utoipa::path(get, path = "/v1/nodes/{name}/events", params(("name" = String, Path), Page),
-    responses((status = 200, body = [NodeEvent]), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, description = "OK", body = [NodeEvent]), (status = 404, description = "Unknown node or job", body = super::error::ErrorBody)))]
 pub(crate) async fn node_events(
     State(s): State<ApiState>,
     Segment(name): Segment,
@@ -223,9 +223,9 @@ async fn batch(s: &ApiState, body: BatchRequest, op: Op) -> ApiResult<Response> 
 
 /// Commissions one node under a host group.
 #[utoipa::path(post, path = "/v1/nodes/{name}/commission", params(("name" = String, Path)),
-    request_body = NodeRequest, responses((status = 202, body = Accepted),
-    (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
-    (status = 409, body = super::error::ErrorBody)))]
+    request_body = NodeRequest, responses((status = 202, description = "Accepted; follow the job at /v1/jobs/{job}", body = Accepted),
+    (status = 400, description = "Bad input (malformed JSON, unknown field, wrong type, invalid value)", body = super::error::ErrorBody), (status = 404, description = "Unknown node or job", body = super::error::ErrorBody),
+    (status = 409, description = "Illegal transition, busy node or finished job", body = super::error::ErrorBody)))]
 pub(crate) async fn commission_node(
     State(s): State<ApiState>,
     Segment(name): Segment,
@@ -236,8 +236,8 @@ pub(crate) async fn commission_node(
 
 /// Decommissions one node.
 #[utoipa::path(post, path = "/v1/nodes/{name}/decommission", params(("name" = String, Path)),
-    request_body = NodeRequest, responses((status = 202, body = Accepted),
-    (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+    request_body = NodeRequest, responses((status = 202, description = "Accepted; follow the job at /v1/jobs/{job}", body = Accepted),
+    (status = 404, description = "Unknown node or job", body = super::error::ErrorBody), (status = 409, description = "Illegal transition, busy node or finished job", body = super::error::ErrorBody)))]
 pub(crate) async fn decommission_node(
     State(s): State<ApiState>,
     Segment(name): Segment,
@@ -248,8 +248,8 @@ pub(crate) async fn decommission_node(
 
 /// Upgrades one node.
 #[utoipa::path(post, path = "/v1/nodes/{name}/upgrade", params(("name" = String, Path)),
-    request_body = NodeRequest, responses((status = 202, body = Accepted),
-    (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+    request_body = NodeRequest, responses((status = 202, description = "Accepted; follow the job at /v1/jobs/{job}", body = Accepted),
+    (status = 404, description = "Unknown node or job", body = super::error::ErrorBody), (status = 409, description = "Illegal transition, busy node or finished job", body = super::error::ErrorBody)))]
 pub(crate) async fn upgrade_node(
     State(s): State<ApiState>,
     Segment(name): Segment,
@@ -260,8 +260,8 @@ pub(crate) async fn upgrade_node(
 
 /// Commissions several nodes in one job.
 #[utoipa::path(post, path = "/v1/nodes:commission", request_body = BatchRequest,
-    responses((status = 202, body = Accepted), (status = 400, body = super::error::ErrorBody),
-    (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+    responses((status = 202, description = "Accepted; follow the job at /v1/jobs/{job}", body = Accepted), (status = 400, description = "Bad input (malformed JSON, unknown field, wrong type, invalid value)", body = super::error::ErrorBody),
+    (status = 404, description = "Unknown node or job", body = super::error::ErrorBody), (status = 409, description = "Illegal transition, busy node or finished job", body = super::error::ErrorBody)))]
 pub(crate) async fn commission_nodes(
     State(s): State<ApiState>,
     JsonBody(body): JsonBody<BatchRequest>,
@@ -271,8 +271,8 @@ pub(crate) async fn commission_nodes(
 
 /// Decommissions several nodes in one job.
 #[utoipa::path(post, path = "/v1/nodes:decommission", request_body = BatchRequest,
-    responses((status = 202, body = Accepted), (status = 400, body = super::error::ErrorBody),
-    (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+    responses((status = 202, description = "Accepted; follow the job at /v1/jobs/{job}", body = Accepted), (status = 400, description = "Bad input (malformed JSON, unknown field, wrong type, invalid value)", body = super::error::ErrorBody),
+    (status = 404, description = "Unknown node or job", body = super::error::ErrorBody), (status = 409, description = "Illegal transition, busy node or finished job", body = super::error::ErrorBody)))]
 pub(crate) async fn decommission_nodes(
     State(s): State<ApiState>,
     JsonBody(body): JsonBody<BatchRequest>,
@@ -282,8 +282,8 @@ pub(crate) async fn decommission_nodes(
 
 /// Upgrades several nodes, all at once or rolling.
 #[utoipa::path(post, path = "/v1/nodes:upgrade", request_body = BatchRequest,
-    responses((status = 202, body = Accepted), (status = 400, body = super::error::ErrorBody),
-    (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+    responses((status = 202, description = "Accepted; follow the job at /v1/jobs/{job}", body = Accepted), (status = 400, description = "Bad input (malformed JSON, unknown field, wrong type, invalid value)", body = super::error::ErrorBody),
+    (status = 404, description = "Unknown node or job", body = super::error::ErrorBody), (status = 409, description = "Illegal transition, busy node or finished job", body = super::error::ErrorBody)))]
 pub(crate) async fn upgrade_nodes(
     State(s): State<ApiState>,
     JsonBody(body): JsonBody<BatchRequest>,
@@ -293,8 +293,8 @@ pub(crate) async fn upgrade_nodes(
 
 /// Enrolls hosts by address and runs the discover playbook on them.
 #[utoipa::path(post, path = "/v1/discover", request_body = DiscoverRequest,
-    responses((status = 202, body = Accepted), (status = 400, body = super::error::ErrorBody),
-    (status = 409, body = super::error::ErrorBody)))]
+    responses((status = 202, description = "Accepted; follow the job at /v1/jobs/{job}", body = Accepted), (status = 400, description = "Bad input (malformed JSON, unknown field, wrong type, invalid value)", body = super::error::ErrorBody),
+    (status = 409, description = "Illegal transition, busy node or finished job", body = super::error::ErrorBody)))]
 pub(crate) async fn discover(
     State(s): State<ApiState>,
     JsonBody(body): JsonBody<DiscoverRequest>,
@@ -304,14 +304,14 @@ pub(crate) async fn discover(
 }
 
 /// The cluster-wide extra vars.
-#[utoipa::path(get, path = "/v1/globals", responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/v1/globals", responses((status = 200, description = "OK", body = Object)))]
 pub(crate) async fn get_globals(State(s): State<ApiState>) -> Json<Value> {
     Json(s.manager.globals())
 }
 
 /// Replaces the cluster-wide extra vars (a JSON object).
 #[utoipa::path(put, path = "/v1/globals", request_body = Object,
-    responses((status = 200, body = Object), (status = 400, body = super::error::ErrorBody)))]
+    responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad input (malformed JSON, unknown field, wrong type, invalid value)", body = super::error::ErrorBody)))]
 pub(crate) async fn put_globals(
     State(s): State<ApiState>,
     JsonBody(body): JsonBody<Value>,
@@ -321,7 +321,7 @@ pub(crate) async fn put_globals(
 }
 
 /// Every job in id order.
-#[utoipa::path(get, path = "/v1/jobs", responses((status = 200, body = [Job])))]
+#[utoipa::path(get, path = "/v1/jobs", responses((status = 200, description = "OK", body = [Job])))]
 pub(crate) async fn list_jobs(State(s): State<ApiState>) -> ApiResult<Json<Vec<Job>>> {
     Ok(Json(s.manager.jobs().await?))
 }
@@ -343,8 +343,8 @@ pub(crate) async fn resolve_job(manager: &Manager, reference: &str) -> ApiResult
 
 /// One job: by id, `active` or `last`.
 #[utoipa::path(get, path = "/v1/jobs/{id}", params(("id" = String, Path, description = "job id, `active` or `last`")),
-    responses((status = 200, body = Job), (status = 400, body = super::error::ErrorBody),
-    (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, description = "OK", body = Job), (status = 400, description = "Bad input (malformed JSON, unknown field, wrong type, invalid value)", body = super::error::ErrorBody),
+    (status = 404, description = "Unknown node or job", body = super::error::ErrorBody)))]
 pub(crate) async fn get_job(
     State(s): State<ApiState>,
     Segment(id): Segment,
@@ -368,7 +368,7 @@ pub struct LogQuery {
 #[utoipa::path(get, path = "/v1/jobs/{id}/logs",
     params(("id" = String, Path, description = "job id, `active` or `last`"), LogQuery),
     responses((status = 200, description = "`{job, lines: [{n, text}], finished}`, or an event stream (`line` events, then `end`) with `follow=true` or `Accept: text/event-stream`"),
-    (status = 404, body = super::error::ErrorBody)))]
+    (status = 404, description = "Unknown node or job", body = super::error::ErrorBody)))]
 pub(crate) async fn job_logs(
     State(s): State<ApiState>,
     Segment(id): Segment,
@@ -402,8 +402,8 @@ pub(crate) async fn job_logs(
 
 /// Stops a running job; its nodes go to `Failed`.
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", params(("id" = String, Path, description = "job id or `active`")),
-    responses((status = 202, body = Accepted), (status = 404, body = super::error::ErrorBody),
-    (status = 409, body = super::error::ErrorBody)))]
+    responses((status = 202, description = "Accepted; follow the job at /v1/jobs/{job}", body = Accepted), (status = 404, description = "Unknown node or job", body = super::error::ErrorBody),
+    (status = 409, description = "Illegal transition, busy node or finished job", body = super::error::ErrorBody)))]
 pub(crate) async fn cancel_job(
     State(s): State<ApiState>,
     Segment(id): Segment,
@@ -414,7 +414,7 @@ pub(crate) async fn cancel_job(
 }
 
 /// The cluster record.
-#[utoipa::path(get, path = "/v1/cluster", responses((status = 200, body = Cluster)))]
+#[utoipa::path(get, path = "/v1/cluster", responses((status = 200, description = "OK", body = Cluster)))]
 pub(crate) async fn get_cluster(State(s): State<ApiState>) -> Json<Cluster> {
     Json(s.manager.cluster())
 }
