@@ -112,6 +112,7 @@ impl Api {
             .method_not_allowed_fallback(wrong_method)
             .layer(middleware::from_fn_with_state(state.clone(), authenticate))
             .layer(DefaultBodyLimit::max(state.config.body_limit))
+            .layer(tower_http::trace::TraceLayer::new_for_http())
             .with_state(state)
     }
 
