@@ -28,7 +28,8 @@ pub struct SwarmConfig {
     pub managers: Vec<String>,
     /// Seconds one Engine API request may take.
     pub request_timeout_secs: u64,
-    /// Seconds to wait for the swarm to settle (a demotion to take effect, a join).
+    /// Seconds to wait for the swarm to settle (a role change to take effect; promoting
+    /// a node demoted moments before takes the engine about half a minute).
     pub settle_timeout_secs: u64,
     /// Heartbeat period given to a new swarm, in seconds (how fast a dead node is
     /// seen down); the engine default when absent.
@@ -44,7 +45,7 @@ impl Default for SwarmConfig {
             swarm_port: 2377,
             managers: Vec::new(),
             request_timeout_secs: 30,
-            settle_timeout_secs: 60,
+            settle_timeout_secs: 120,
             dispatcher_heartbeat_secs: None,
         }
     }
