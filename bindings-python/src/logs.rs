@@ -118,6 +118,44 @@ impl EventStream {
     }
 }
 
+/// The audit log of an in-process manager from sequence `after` on, one node's or
+/// everyone's, waking on each commit that appends events; ends when the manager stops.
+pub fn local_events(manager: cluster_core::Manager, after: u64, node: Option<String>) -> Events {
+    const PAGE: usize = 1000;
+    let seq = manager.event_seq();
+    let state = (manager, seq, node, after);
+    futures::stream::unfold(state, |(manager, mut seq, node, after)| async move {
+        loop {
+            // Seen before reading, so a commit racing the read still wakes the wait.
+            seq.borrow_and_update();
+            let query = cluster_core::EventQuery {
+                node: node.clone(),
+                after,
+                limit: PAGE,
+            };
+            match manager.events(query).await {
+                Ok(page) if !page.is_empty() => {
+                    let last = page.last().map_or(after, |e| e.seq);
+                    return Some((
+                        page.into_iter().map(Ok).collect::<Vec<_>>(),
+                        (manager, seq, node, last),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let state = (manager, seq, node, u64::MAX);
+                    return Some((vec![Err(crate::errors::core(e))], state));
+                }
+            }
+            if after == u64::MAX || seq.changed().await.is_err() {
+                return None;
+            }
+        }
+    })
+    .flat_map(futures::stream::iter)
+    .boxed()
+}
+
 /// Adds the classes to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<LogStream>()?;

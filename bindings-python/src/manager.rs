@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 
 use crate::errors::core as err;
 use crate::json::{self, Json};
-use crate::logs::{self, LogStream};
+use crate::logs::{self, EventStream, LogStream};
 use crate::plugins::{PyDiscovery, PyPush};
 use crate::request::{self, Names};
 use crate::types::{Cluster, Job, Member, MembershipKind, Node, NodeEvent, NodeStatus};
@@ -281,6 +281,17 @@ impl Manager {
                 Ok(LogStream::new(Box::pin(futures::stream::empty())))
             }
         }
+    }
+
+    /// The audit log as it grows, from sequence `after` (an endless iterator, also
+    /// async), one node's when `node` is given.
+    #[pyo3(signature = (after = 0, node = None))]
+    fn watch_events(&self, after: u64, node: Option<String>) -> PyResult<EventStream> {
+        let m = self.engine()?;
+        if let Some(n) = &node {
+            m.node(n).map_err(err)?;
+        }
+        Ok(EventStream::new(logs::local_events(m, after, node)))
     }
 
     /// Waits until the job has finished (at most `timeout` seconds) and returns it.

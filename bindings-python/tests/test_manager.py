@@ -378,3 +378,28 @@ def test_shutdown_refuses_new_work(push):
     with pytest.raises(clusterm.ShutdownError) as e:
         m.membership(MembershipKind.Joined, Member("n2", "10.0.0.2"))
     assert e.value.code == "shutdown"
+
+
+def test_watch_events_follows_the_audit_log(manager):
+    join(manager, "n1", "n2")
+    stream = manager.watch_events(after=0, node="n1")
+    first = next(stream)
+    assert first.node == "n1" and first.kind == "created"
+    got = []
+    follower = threading.Thread(target=lambda: got.extend(next(stream) for _ in range(2)))
+    follower.start()
+    manager.wait_job(manager.commission("n1", "service-master"), timeout=WAIT)
+    follower.join(WAIT)
+    assert [(e.kind, e.to) for e in got] == [("status", "Commissioning"), ("status", "Commissioned")]
+    assert all(e.seq > first.seq for e in got)
+    everyone = manager.watch_events()
+    assert {next(everyone).node for _ in range(2)} == {"n1", "n2"}
+    with pytest.raises(clusterm.NotFound):
+        manager.watch_events(node="ghost")
+
+    async def read_async():
+        return await manager.watch_events(node="n2").__anext__()
+
+    import asyncio
+
+    assert asyncio.run(read_async()).node == "n2"
