@@ -14,7 +14,7 @@ use crate::cluster::ClusterState;
 use crate::error::{Error, Result};
 use crate::event::EventKind;
 use crate::fsm::{self, Action, ClusterAction};
-use crate::job::{Job, JobId, JobKind};
+use crate::job::{Job, JobId, JobKind, PushAction};
 use crate::node::{HostGroup, Node, NodeStatus, Role};
 use crate::vars;
 
@@ -60,6 +60,17 @@ impl Manager {
         ch.put(&self.inner, node);
         self.inner.commit(&mut ws, ch).await?;
         self.node(name)
+    }
+}
+
+/// The push action a job of `kind` starts with (checked before a request is accepted).
+fn push_action(kind: JobKind) -> PushAction {
+    match kind {
+        JobKind::Discover => PushAction::Discover,
+        JobKind::Commission => PushAction::Provision,
+        JobKind::Upgrade => PushAction::Upgrade,
+        JobKind::Decommission => PushAction::Cleanup,
+        JobKind::Verify => PushAction::Verify,
     }
 }
 
@@ -138,6 +149,7 @@ impl Inner {
             JobKind::Decommission => Action::Decommission,
             JobKind::Discover | JobKind::Verify => unreachable!("not a node request"),
         };
+        self.push.preflight(push_action(kind)).await?;
 
         let mut ws = self.write.lock().await;
         let mut groups = Vec::with_capacity(req.nodes.len());
@@ -258,6 +270,7 @@ impl Inner {
         for a in &addrs {
             check_addr(a)?;
         }
+        self.push.preflight(PushAction::Discover).await?;
         let mut ws = self.write.lock().await;
         for a in &addrs {
             if let Some(job) = ws.busy.get(a) {

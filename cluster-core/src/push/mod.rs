@@ -9,7 +9,10 @@ pub mod ansible;
 pub mod command;
 mod log;
 mod noop;
+mod process;
 
+pub use ansible::AnsiblePush;
+pub use command::CommandPush;
 pub use log::{JobLog, LogLine, LogSink};
 pub use noop::NoopPush;
 

@@ -1,1 +1,0 @@
-//! `AnsiblePush`: configuration push with ansible-playbook.
