@@ -266,3 +266,57 @@ impl DaemonConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_accept_any_scalar_and_never_print() {
+        let s: Secret = serde_json::from_value(json!(12345)).unwrap();
+        assert_eq!(s.expose(), Some("12345"));
+        let s: Secret = serde_json::from_value(json!("tok")).unwrap();
+        assert_eq!(format!("{s:?}"), "<redacted>");
+        assert_eq!(Secret::default().expose(), None);
+        assert_eq!(format!("{:?}", Secret::default()), "<unset>");
+        let c = DaemonConfig {
+            api: ApiSection {
+                token: s,
+                ..ApiSection::default()
+            },
+            ..DaemonConfig::default()
+        };
+        assert!(!format!("{c:?}").contains("tok\""));
+    }
+
+    #[test]
+    fn redb_lives_in_the_data_dir_unless_told_otherwise() {
+        let mut c = DaemonConfig {
+            data_dir: PathBuf::from("/d"),
+            ..DaemonConfig::default()
+        };
+        c.fill_in();
+        assert_eq!(c.store.config["dir"], json!("/d"));
+        assert_eq!(c.manager.log_dir, Some(PathBuf::from("/d/logs")));
+
+        let mut c = DaemonConfig::default();
+        c.store.config = json!({"path": "/elsewhere"});
+        c.fill_in();
+        assert!(c.store.config.get("dir").is_none());
+        assert_eq!(
+            c.contiv_shape()["inventory"]["boltdb"]["dbfile"],
+            "/elsewhere"
+        );
+    }
+
+    #[test]
+    fn the_contiv_shape_hides_secrets() {
+        let mut c = DaemonConfig::default();
+        c.discovery.config = json!({"rpc_addr": "127.0.0.1:7000", "auth_key": "k3y"});
+        let shape = c.contiv_shape();
+        assert_eq!(shape["serf"]["Addr"], "127.0.0.1:7000");
+        assert_eq!(shape["serf"]["AuthKey"], "");
+        assert!(!shape.to_string().contains("k3y"));
+        assert_eq!(shape["manager"]["addr"], "127.0.0.1:9007");
+    }
+}
