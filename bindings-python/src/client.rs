@@ -149,6 +149,7 @@ impl Http {
         url: Url,
         body: Option<Value>,
     ) -> PyResult<T> {
+        let what = format!("answer to {method} {}", url.path());
         let mut req = self.request(method, url).timeout(self.timeout);
         if let Some(b) = body {
             req = req.json(&b);
@@ -156,14 +157,8 @@ impl Http {
         let resp = self.send(req).await?;
         let bytes = resp.bytes().await.map_err(|e| transport(describe(&e)))?;
         let v: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| transport(format!("answer is not JSON: {e}")))?;
-        parse(
-            std::any::type_name::<T>()
-                .rsplit("::")
-                .next()
-                .unwrap_or("answer"),
-            v,
-        )
+            .map_err(|e| transport(format!("{what} is not JSON: {e}")))?;
+        parse(&what, v)
     }
 
     /// Every node, optionally only those in `status`.

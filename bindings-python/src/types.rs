@@ -431,7 +431,7 @@ impl Member {
 /// Parses a JSON value into a model type, as a transport error when the shape is off.
 pub fn parse<T: serde::de::DeserializeOwned>(what: &str, v: serde_json::Value) -> PyResult<T> {
     serde_json::from_value(v)
-        .map_err(|e| crate::errors::transport(format!("unexpected {what} shape: {e}")))
+        .map_err(|e| crate::errors::transport(format!("unexpected shape of the {what}: {e}")))
 }
 
 /// Adds the model classes to the module.
