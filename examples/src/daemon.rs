@@ -141,6 +141,9 @@ pub async fn build_manager(config: &DaemonConfig) -> Result<Manager, DaemonError
     Ok(builder.start().await?)
 }
 
+/// How long open connections may take to finish once shutdown has begun.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Resolves on SIGTERM or Ctrl-C.
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -193,12 +196,24 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         "clusterm serving"
     );
     let closing = api.clone();
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, api.router()).with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: stopping streams and running jobs");
         closing.close_streams();
+        stopping_tx.send_replace(true);
     });
-    let served = server.await;
+    // A client that never finishes reading must not hold the shutdown forever.
+    let served = tokio::select! {
+        r = server => r,
+        _ = async {
+            let _ = stopping.wait_for(|s| *s).await;
+            tokio::time::sleep(DRAIN_LIMIT).await;
+        } => {
+            tracing::warn!(limit = ?DRAIN_LIMIT, "connections still open; closing them");
+            Ok(())
+        }
+    };
     manager.shutdown().await;
     tracing::info!("clusterm stopped");
     served.map_err(|source| DaemonError::Serve { addr, source })
