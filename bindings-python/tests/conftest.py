@@ -124,7 +124,7 @@ def daemon_binary():
 
 
 class Daemon:
-    """A clusterm daemon (redb store, Serf discovery, no-op push) and its serf agents."""
+    """A clusterm daemon (redb store, Serf discovery, a push) and its serf agents."""
 
     TOKEN = "py-test-token"
 
@@ -136,7 +136,8 @@ class Daemon:
         self.port = free_port(self.ip)
         self.url = f"http://{self.ip}:{self.port}"
 
-    def start(self, node_names):
+    def start(self, node_names, push_toml=('[push]', 'name = "noop"')):
+        """Starts one agent per name and the daemon; `push_toml` is the push section."""
         require_binary("serf", "serf")
         binary = daemon_binary()
         first_gossip = None
@@ -168,8 +169,7 @@ class Daemon:
                     'name = "serf"',
                     "[discovery.config]",
                     f'rpc_addr = "{rpc_addr}"',
-                    "[push]",
-                    'name = "noop"',
+                    *push_toml,
                     "",
                 ]
             )
