@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use backend_swarm::{SwarmBackend, SwarmConfig};
 use cluster_core::testkit::backend::{
-    BackendHarness, TestNode, backend_conformance, check_dissolve,
+    BackendHarness, TestNode, backend_conformance, check_dissolve, check_through_manager,
 };
 use cluster_core::{
     BackendNode, ClusterBackend, ClusterState, ConfigPush, EventQuery, JobId, JobReport, JobSpec,
@@ -465,6 +465,10 @@ async fn swarm_of_three_engines_through_the_manager_and_the_conformance_kit() {
     h.backend = Arc::new(SwarmBackend::new(h.config.clone()).unwrap());
     backend_conformance(&mut h).await;
     check_dissolve(&mut h).await;
+    check_through_manager(&mut h).await;
+    for d in h.daemons.daemons() {
+        assert_eq!(tokio::task::block_in_place(|| local_state(d)), "inactive");
+    }
 
     let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     assert!(text.contains("joined the swarm"), "logs were not captured");

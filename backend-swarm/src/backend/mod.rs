@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bollard::models::{Node, NodeSpecAvailabilityEnum};
-use cluster_core::{BackendMember, BackendNode, ClusterBackend};
+use cluster_core::{BackendMember, BackendNode, ClusterBackend, Role};
 
 mod ops;
 
@@ -35,6 +35,10 @@ struct Known {
 pub struct SwarmBackend {
     config: SwarmConfig,
     known: Mutex<Known>,
+    /// Held by calls that change the set of managers or remove nodes, so that two of
+    /// them never race (a leave asking a manager that is itself leaving, two demotions
+    /// breaking quorum); worker joins, drains and listings run freely.
+    topology: tokio::sync::Mutex<()>,
 }
 
 /// The outcome of looking for a manager.
@@ -57,6 +61,7 @@ impl SwarmBackend {
         Ok(SwarmBackend {
             config,
             known: Mutex::new(known),
+            topology: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -227,6 +232,7 @@ impl ClusterBackend for SwarmBackend {
 
     #[tracing::instrument(skip_all, fields(node = %master.name))]
     async fn bootstrap(&self, master: &BackendNode) -> cluster_core::Result<()> {
+        let _turn = self.topology.lock().await;
         self.do_bootstrap(master)
             .await
             .map_err(|e| e.into_core("bootstrap", &master.name))
@@ -234,6 +240,10 @@ impl ClusterBackend for SwarmBackend {
 
     #[tracing::instrument(skip_all, fields(node = %node.name))]
     async fn join(&self, node: &BackendNode) -> cluster_core::Result<()> {
+        let _turn = match node.role {
+            Role::Master => Some(self.topology.lock().await),
+            Role::Worker => None,
+        };
         self.do_join(node)
             .await
             .map_err(|e| e.into_core("join", &node.name))
@@ -255,6 +265,7 @@ impl ClusterBackend for SwarmBackend {
 
     #[tracing::instrument(skip_all, fields(node = %node.name))]
     async fn leave(&self, node: &BackendNode) -> cluster_core::Result<()> {
+        let _turn = self.topology.lock().await;
         self.do_leave(node)
             .await
             .map_err(|e| e.into_core("leave", &node.name))
@@ -262,6 +273,7 @@ impl ClusterBackend for SwarmBackend {
 
     #[tracing::instrument(skip_all, fields(node = %node.name))]
     async fn set_role(&self, node: &BackendNode) -> cluster_core::Result<()> {
+        let _turn = self.topology.lock().await;
         self.do_set_role(node)
             .await
             .map_err(|e| e.into_core("set_role", &node.name))

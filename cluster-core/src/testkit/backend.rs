@@ -7,7 +7,9 @@
 //! bootstraps a one-master cluster, others join under their role, joining a member or
 //! leaving a non-member changes nothing, roles follow `set_role`, drained nodes stay
 //! members, readiness follows a node going down and coming back, and left nodes are
-//! gone. [`check_dissolve`] (optional) takes every node out, the master last.
+//! gone. [`check_dissolve`] (optional) takes every node out, the master last, and
+//! [`check_through_manager`] runs the whole lifecycle through a real [`Manager`],
+//! starting and ending with no cluster.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +17,13 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::backend::{BackendMember, BackendNode, ClusterBackend};
-use crate::node::Role;
+use crate::cluster::ClusterState;
+use crate::event::{MembershipEvent, MembershipKind};
+use crate::job::{JobId, JobStatus, PushAction};
+use crate::manager::{Manager, Request};
+use crate::node::{Member, NodeStatus, Role};
+use crate::store::{EventQuery, MemoryStore};
+use crate::testkit::doubles::RecordingPush;
 
 /// How long the orchestrator may take to reflect a change (a node seen down after its
 /// agent stopped is the slowest, on a loaded machine).
@@ -250,6 +258,128 @@ pub async fn check_dissolve(h: &mut dyn BackendHarness) {
     }
 }
 
+/// Runs request `id` to its end and insists it completed.
+async fn complete(m: &Manager, what: &str, id: crate::Result<JobId>) {
+    let id = id.unwrap_or_else(|e| panic!("{what} refused: {e}"));
+    let job = tokio::time::timeout(WAIT, m.wait_job(id))
+        .await
+        .unwrap_or_else(|_| panic!("{what}: job {id} still running after {WAIT:?}"))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(job.status, JobStatus::Complete, "{what}: {job:?}");
+}
+
+/// The lifecycle through a real [`Manager`] (memory store, recording push), starting
+/// with no cluster: the first master bootstraps it, workers are commissioned, one is
+/// promoted by an upgrade into the master group, another upgraded in place, and all are
+/// decommissioned (the master last), after which the cluster has no members and the
+/// manager's cluster is empty again. Join vars never reach the push in clear.
+pub async fn check_through_manager(h: &mut dyn BackendHarness) {
+    let b = h.backend();
+    let push = Arc::new(RecordingPush::new());
+    let m = Manager::builder(Arc::new(MemoryStore::new()))
+        .push(push.clone())
+        .backend(b.clone())
+        .start()
+        .await
+        .expect("manager starts with the backend under test");
+    let nodes = h.nodes();
+    for n in &nodes {
+        m.membership(MembershipEvent {
+            kind: MembershipKind::Joined,
+            member: Member::alive(n.name.clone(), n.addr.clone()),
+        })
+        .expect("membership event");
+    }
+    m.settle().await.expect("membership settles");
+    let (n0, n1, n2) = (&nodes[0].name, &nodes[1].name, &nodes[2].name);
+    let groups = m.config().host_groups.clone();
+
+    let req = Request::nodes([n0]).host_group(&groups.master);
+    complete(&m, "bootstrap", m.commission(req).await).await;
+    assert_eq!(m.cluster().state, ClusterState::Active);
+    wait_members(&*b, "the bootstrapped master is ready", |l| {
+        l.len() == 1 && has(l, n0, Role::Master, true)
+    })
+    .await;
+
+    let req = Request::nodes([n1, n2]).host_group(&groups.worker);
+    complete(&m, "commission of workers", m.commission(req).await).await;
+    wait_members(&*b, "the commissioned workers are ready", |l| {
+        l.len() == 3 && has(l, n1, Role::Worker, true) && has(l, n2, Role::Worker, true)
+    })
+    .await;
+
+    // Join vars may hold secrets: the push gets them, job records and events never do.
+    let secrets: Vec<String> = b
+        .join_vars(&node(h, 1, Role::Worker))
+        .await
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .into_iter()
+        .flat_map(|o| {
+            o.into_iter()
+                .filter_map(|(_, v)| v.as_str().map(str::to_owned))
+        })
+        .filter(|v| v.len() >= 8)
+        .collect();
+
+    let req = Request::nodes([n1]).host_group(&groups.master);
+    complete(&m, "promotion by upgrade", m.upgrade(req).await).await;
+    wait_members(&*b, "the promoted node is a ready master", |l| {
+        has(l, n1, Role::Master, true)
+    })
+    .await;
+    complete(
+        &m,
+        "upgrade in place",
+        m.upgrade(Request::nodes([n2])).await,
+    )
+    .await;
+    assert_eq!(
+        m.node(n2).map(|n| n.status).ok(),
+        Some(NodeStatus::Upgraded)
+    );
+    let upgrades = push.calls_of(PushAction::Upgrade);
+    assert_eq!(
+        upgrades.len(),
+        2,
+        "one upgrade push per upgrade: {upgrades:?}"
+    );
+
+    complete(
+        &m,
+        "decommission of the promoted master",
+        m.decommission(Request::nodes([n1])).await,
+    )
+    .await;
+    wait_members(&*b, "the decommissioned node is gone", |l| {
+        l.len() == 2 && find(l, n1).is_none()
+    })
+    .await;
+    complete(
+        &m,
+        "decommission of the rest",
+        m.decommission(Request::nodes([n2, n0])).await,
+    )
+    .await;
+    wait_members(&*b, "no member is left", <[BackendMember]>::is_empty).await;
+    assert_eq!(m.cluster().state, ClusterState::Empty);
+    let jobs = format!("{:?}", m.jobs().await.expect("jobs"));
+    let events = format!(
+        "{:?}",
+        m.events(EventQuery::all(0, usize::MAX))
+            .await
+            .expect("events")
+    );
+    for secret in &secrets {
+        assert!(
+            !jobs.contains(secret.as_str()) && !events.contains(secret.as_str()),
+            "a join var reached a job record or the audit log"
+        );
+    }
+    m.shutdown().await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +419,7 @@ mod tests {
         check_drain_and_activate(&mut h).await;
         check_leave(&mut h).await;
         check_dissolve(&mut h).await;
+        check_through_manager(&mut h).await;
         let ops = h.0.ops();
         assert!(
             ops.contains(&"drain n2".to_owned()) && ops.contains(&"leave n1".to_owned()),
