@@ -372,6 +372,21 @@ impl Manager {
     }
 }
 
+impl Drop for Manager {
+    /// A manager dropped without `shutdown()` still stops its loops and closes its store
+    /// (in the background), so the data directory can be opened again.
+    fn drop(&mut self) {
+        let taken = self
+            .inner
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(m) = taken {
+            crate::runtime().spawn(async move { m.shutdown().await });
+        }
+    }
+}
+
 /// Adds the class to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Manager>()

@@ -403,3 +403,22 @@ def test_watch_events_follows_the_audit_log(manager):
     import asyncio
 
     assert asyncio.run(read_async()).node == "n2"
+
+
+def test_a_dropped_manager_releases_its_store(tmp_path):
+    import gc
+
+    m = clusterm.Manager(str(tmp_path))
+    join(m, "kept")
+    del m
+    gc.collect()
+
+    def reopen():
+        try:
+            return clusterm.Manager(str(tmp_path))
+        except clusterm.StoreError:
+            return None
+
+    again = eventually(reopen, what="the store to be released")
+    with again:
+        assert again.node("kept").status == NodeStatus.Discovered
