@@ -248,19 +248,33 @@ impl DaemonConfig {
             .get("rpc_addr")
             .cloned()
             .unwrap_or_else(|| json!("127.0.0.1:7373"));
-        let push = &self.push.config;
-        let text = |k: &str| push.get(k).cloned().unwrap_or_else(|| json!(""));
+        // Contiv's Ansible settings, read from the `ansible` push when that is the one
+        // configured (empty strings otherwise, as Contiv printed unset ones).
+        let ansible = (self.push.name == "ansible").then_some(&self.push.config);
+        let text = |path: &[&str]| {
+            let mut v = ansible;
+            for key in path {
+                v = v.and_then(|v| v.get(*key));
+            }
+            v.cloned()
+                .filter(|v| v.is_string())
+                .unwrap_or_else(|| json!(""))
+        };
+        let configure = match text(&["playbooks", "provision"]) {
+            Value::String(s) if s.is_empty() => text(&["site_playbook"]),
+            other => other,
+        };
         json!({
             "serf": {"Addr": serf_addr, "AuthKey": "", "Timeout": 0},
             "inventory": {"boltdb": {"dbfile": store_file}},
             "ansible": {
-                "configure_playbook": text("configure_playbook"),
-                "cleanup_playbook": text("cleanup_playbook"),
-                "upgrade_playbook": text("upgrade_playbook"),
-                "playbook_location": text("playbook_dir"),
+                "configure_playbook": configure,
+                "cleanup_playbook": text(&["playbooks", "cleanup"]),
+                "upgrade_playbook": text(&["playbooks", "upgrade"]),
+                "playbook_location": text(&["playbook_dir"]),
                 "extra_variables": "",
-                "user": text("user"),
-                "priv_key_file": text("private_key"),
+                "user": text(&["user"]),
+                "priv_key_file": text(&["private_key"]),
             },
             "manager": {"addr": self.api.listen.to_string()},
         })
@@ -318,5 +332,18 @@ mod tests {
         assert_eq!(shape["serf"]["AuthKey"], "");
         assert!(!shape.to_string().contains("k3y"));
         assert_eq!(shape["manager"]["addr"], "127.0.0.1:9007");
+        assert_eq!(shape["ansible"]["user"], "");
+
+        c.push = Component {
+            name: "ansible".into(),
+            config: json!({"playbook_dir": "/pb", "site_playbook": "site.yml",
+                "playbooks": {"cleanup": "cleanup.yml"}, "user": "ops"}),
+        };
+        let shape = c.contiv_shape();
+        assert_eq!(shape["ansible"]["configure_playbook"], "site.yml");
+        assert_eq!(shape["ansible"]["cleanup_playbook"], "cleanup.yml");
+        assert_eq!(shape["ansible"]["upgrade_playbook"], "");
+        assert_eq!(shape["ansible"]["playbook_location"], "/pb");
+        assert_eq!(shape["ansible"]["user"], "ops");
     }
 }
