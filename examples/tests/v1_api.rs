@@ -286,3 +286,66 @@ async fn every_v1_route_over_http() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn old_logs_come_from_the_spill_file_and_event_streams_resume() {
+    let d = Daemon::start(DaemonSpec::default().toml("[manager]\nlogs_kept = 1"));
+    let raw = d.http();
+    discover_nodes(&raw, &["n1", "n2", "n3"]).await;
+    let mut ids = Vec::new();
+    for n in ["n1", "n2", "n3"] {
+        let id = accepted(
+            &raw,
+            &format!("/v1/nodes/{n}/commission"),
+            json!({"host_group": "service-worker"}),
+        )
+        .await;
+        complete(&raw, id).await;
+        ids.push(id);
+    }
+    // Only the newest log stays in memory; the first one is read back from its file.
+    assert!(
+        d.dir
+            .join(format!("data/logs/job-{}.log", ids[0]))
+            .is_file()
+    );
+    let (s, logs) = raw.get(&format!("/v1/jobs/{}/logs", ids[0])).await;
+    assert_eq!(s, 200);
+    let lines = logs["lines"].as_array().unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["text"] == format!("job {} Complete", ids[0])),
+        "{logs}"
+    );
+    let streamed = read_sse(
+        &raw,
+        &format!("/v1/jobs/{}/logs?follow=true&after=1", ids[0]),
+        |evs| evs.iter().any(|(e, _)| e == "end"),
+    )
+    .await;
+    assert_eq!(
+        streamed.iter().filter(|(e, _)| e == "line").count(),
+        lines.len() - 1
+    );
+
+    // Resuming the audit stream with Last-Event-ID skips what was seen.
+    let mut resp = raw
+        .req("GET", "/v1/events")
+        .header("last-event-id", "4")
+        .send()
+        .await
+        .unwrap();
+    let mut parser = clusterm_examples::client::SseParser::default();
+    let mut first = Vec::new();
+    while first.is_empty() {
+        let chunk = tokio::time::timeout(common::PATIENCE, resp.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("the stream stays open");
+        first = parser.feed(&chunk);
+    }
+    let ev: Value = serde_json::from_str(&first[0].data).unwrap();
+    assert_eq!(ev["seq"], 5);
+}
