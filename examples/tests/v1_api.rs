@@ -349,3 +349,45 @@ async fn old_logs_come_from_the_spill_file_and_event_streams_resume() {
     let ev: Value = serde_json::from_str(&first[0].data).unwrap();
     assert_eq!(ev["seq"], 5);
 }
+
+#[tokio::test]
+async fn the_audit_stream_delivers_changes_as_they_commit() {
+    let d = Daemon::start(DaemonSpec::default());
+    let raw = d.http();
+    discover_nodes(&raw, &["n1"]).await;
+    let (_, events) = raw.get("/v1/nodes/n1/events").await;
+    let last = events.as_array().unwrap().last().unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+
+    let mut resp = raw
+        .req("GET", &format!("/v1/events?after={last}"))
+        .send()
+        .await
+        .unwrap();
+    // The follower is waiting at the end of the log; a new change must wake it.
+    let id = accepted(
+        &raw,
+        "/v1/nodes/n1/commission",
+        json!({"host_group": "service-master"}),
+    )
+    .await;
+    let mut parser = clusterm_examples::client::SseParser::default();
+    let mut seen: Vec<Value> = Vec::new();
+    while !seen.iter().any(|e| e["to"] == "Commissioned") {
+        let chunk = tokio::time::timeout(common::PATIENCE, resp.chunk())
+            .await
+            .expect("the change reached the follower")
+            .unwrap()
+            .expect("the stream stays open");
+        seen.extend(
+            parser
+                .feed(&chunk)
+                .iter()
+                .map(|e| serde_json::from_str::<Value>(&e.data).unwrap()),
+        );
+    }
+    assert!(seen.iter().all(|e| e["seq"].as_u64().unwrap() > last));
+    assert_eq!(seen[0]["to"], "Commissioning");
+    assert_eq!(seen[0]["job"].as_u64(), Some(id));
+}
