@@ -128,6 +128,10 @@ async fn contiv_requests_and_response_shapes() {
     assert_eq!(s, 200);
     assert_shape(&fixture("job_info_response.json"), &info, "job");
     assert_eq!(info["status"], "Complete");
+    assert_eq!(
+        info["desc"],
+        "commissionEvent: nodes:[node1 node2] host-group:service-master"
+    );
     assert!(!info["logs"].as_array().unwrap().is_empty());
     let (s, e) = raw.get("/info/job/active").await;
     assert_eq!(s, 404, "{e}");

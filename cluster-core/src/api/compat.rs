@@ -358,7 +358,12 @@ async fn job(State(s): State<ApiState>, Segment(label): Segment) -> ApiResult<Js
     });
     let host_group = job.host_group.as_ref().map_or("", |g| g.as_str());
     Ok(Json(json!({
-        "desc": format!("{}Event: nodes:{:?} host-group:{host_group}", job.kind, job.nodes),
+        // Contiv's description format, e.g. `commissionEvent: nodes:[n1 n2] host-group:g`.
+        "desc": format!(
+            "{}Event: nodes:[{}] host-group:{host_group}",
+            job.kind,
+            job.nodes.join(" ")
+        ),
         "task": job.kind.to_string(),
         "status": status,
         "error": error,
