@@ -345,6 +345,8 @@ async fn run(cli: Cli) -> Outcome {
                 .await?;
             if json_out {
                 output::print_json(&g);
+            } else {
+                println!("globals replaced");
             }
         }
         Command::Job(JobCmd::Get { job, follow }) => {
