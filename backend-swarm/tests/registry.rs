@@ -69,3 +69,47 @@ async fn operations_on_an_absent_engine_name_the_node_and_endpoint() {
     let err = b.leave(&node("n2", "127.0.0.2")).await.unwrap_err();
     assert!(err.to_string().contains("\"n2\""), "{err}");
 }
+
+#[tokio::test]
+async fn a_manager_job_on_an_absent_engine_fails_the_node_with_the_reason() {
+    use cluster_core::manager::Request;
+    use cluster_core::{
+        ClusterState, JobStatus, Manager, Member, MembershipEvent, MembershipKind, MemoryStore,
+        NodeStatus,
+    };
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let template = format!("unix://{}/{{addr}}.sock", dir.path().display());
+    let b = build::<dyn ClusterBackend>("swarm", json!({ "engine": template }))
+        .await
+        .unwrap();
+    let m = Manager::builder(Arc::new(MemoryStore::new()))
+        .backend(b)
+        .start()
+        .await
+        .unwrap();
+    m.membership(MembershipEvent {
+        kind: MembershipKind::Joined,
+        member: Member::alive("n1", "127.0.0.1"),
+    })
+    .unwrap();
+    m.settle().await.unwrap();
+
+    let id = m
+        .commission(Request::nodes(["n1"]).host_group("service-master"))
+        .await
+        .unwrap();
+    let job = m.wait_job(id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Errored);
+    let reason = &job.failed["n1"];
+    assert!(
+        reason.contains("bootstrap") && reason.contains("127.0.0.1.sock"),
+        "{reason}"
+    );
+    let node = m.node("n1").unwrap();
+    assert_eq!(node.status, NodeStatus::Failed);
+    assert!(node.error.unwrap_or_default().contains("127.0.0.1.sock"));
+    assert_eq!(m.cluster().state, ClusterState::Empty);
+    m.shutdown().await;
+}
