@@ -574,3 +574,44 @@ async fn the_registry_builds_it_from_config_and_rejects_typos() {
     assert!(err.to_string().contains("no playbook configured"), "{err}");
     drop(env);
 }
+
+#[tokio::test]
+async fn join_secrets_reach_the_playbook_but_not_the_log_and_run_files_are_removed() {
+    use cluster_core::testkit::doubles::{RecordingBackend, SECRET_JOIN_TOKEN};
+    let env = Env::new();
+    let m = Manager::builder(Arc::new(MemoryStore::new()))
+        .push(Arc::new(AnsiblePush::from_config(env.config()).unwrap()))
+        .backend(Arc::new(RecordingBackend::new()))
+        .config(quick_cancel())
+        .start()
+        .await
+        .unwrap();
+    discovered(&m, &["m1", "w1"]).await;
+    m.set_globals(env.globals(json!({"watch": ["join_token"]})))
+        .await
+        .unwrap();
+    let mut logs = String::new();
+    for (node, group) in [("m1", "service-master"), ("w1", "service-worker")] {
+        let id = m
+            .commission(Request::nodes([node]).host_group(group))
+            .await
+            .unwrap();
+        let job = finished(&m, id).await;
+        assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+        logs.push_str(&log_text(&m, id));
+    }
+    assert_eq!(
+        env.seen("w1", "provision")["vars"]["join_token"],
+        SECRET_JOIN_TOKEN
+    );
+    assert!(logs.contains("PLAY RECAP"), "{logs}");
+    assert!(!logs.contains(SECRET_JOIN_TOKEN), "{logs}");
+    let leftovers: Vec<_> = std::fs::read_dir(env.path("tmp"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("clusterm-ansible-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    m.shutdown().await;
+}
