@@ -73,6 +73,20 @@ pub fn local(log: Arc<JobLog>, follow: bool) -> Lines {
     .boxed()
 }
 
+/// The lines of a job log's spill file (none when there is no file).
+pub fn spilled(path: Option<std::path::PathBuf>) -> Lines {
+    futures::stream::once(async move {
+        let text = match path {
+            Some(p) => tokio::fs::read_to_string(p).await.unwrap_or_default(),
+            None => String::new(),
+        };
+        let lines: Vec<PyResult<String>> = text.lines().map(|l| Ok(l.to_owned())).collect();
+        futures::stream::iter(lines)
+    })
+    .flatten()
+    .boxed()
+}
+
 /// A stream of audit records.
 pub type Events = BoxStream<'static, PyResult<cluster_core::NodeEvent>>;
 

@@ -69,7 +69,8 @@ impl Manager {
     /// Starts an engine on a redb store in `data_dir` (in memory when None), pushing
     /// with `push` (an object with `run(job)`; no-op when None) and discovering with
     /// `discovery` (an object with `members()`). `config` takes the daemon's
-    /// `[manager]` settings as a dict.
+    /// `[manager]` settings as a dict; job logs are spilled to `data_dir/logs` unless
+    /// it sets `log_dir`.
     #[new]
     #[pyo3(signature = (data_dir = None, *, push = None, discovery = None, config = None))]
     fn new(
@@ -79,9 +80,21 @@ impl Manager {
         discovery: Option<Bound<'_, PyAny>>,
         config: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let config: ManagerConfig =
-            core::registry::parse_config("manager", json::opt_from_py("config", config.as_ref())?)
-                .map_err(err)?;
+        let given = json::opt_from_py("config", config.as_ref())?;
+        let log_dir_given = given.get("log_dir").is_some();
+        let mut config: ManagerConfig =
+            core::registry::parse_config("manager", given).map_err(err)?;
+        if let (Some(dir), false) = (&data_dir, log_dir_given) {
+            // Like the daemon: job logs are spilled next to the store.
+            let logs = dir.join("logs");
+            std::fs::create_dir_all(&logs).map_err(|e| {
+                err(core::Error::Config {
+                    component: "manager".into(),
+                    message: format!("cannot create {}: {e}", logs.display()),
+                })
+            })?;
+            config.log_dir = Some(logs);
+        }
         let push = push.as_ref().map(PyPush::new).transpose()?;
         let discovery = discovery.as_ref().map(PyDiscovery::new).transpose()?;
         let started = block(py, async move {
@@ -273,12 +286,18 @@ impl Manager {
     /// The job's log lines; with `follow`, waits for new lines until the job ends.
     #[pyo3(signature = (id, follow = false))]
     fn job_logs(&self, py: Python<'_>, id: u64, follow: bool) -> PyResult<LogStream> {
-        match self.engine()?.job_log(JobId(id)) {
+        let m = self.engine()?;
+        match m.job_log(JobId(id)) {
             Some(log) => Ok(LogStream::new(logs::local(log, follow))),
             None => {
-                // Known job whose log is no longer kept in memory: no lines.
+                // A finished job no longer in memory: its spill file, if one was kept.
                 self.job(py, id)?;
-                Ok(LogStream::new(Box::pin(futures::stream::empty())))
+                let spill = m
+                    .config()
+                    .log_dir
+                    .as_ref()
+                    .map(|d| d.join(format!("job-{id}.log")));
+                Ok(LogStream::new(logs::spilled(spill)))
             }
         }
     }

@@ -306,6 +306,9 @@ def test_redb_store_survives_a_restart(tmp_path, push):
         assert m.node("n2").status == NodeStatus.Discovered
         assert m.job(job_id).status == JobStatus.Complete
         assert m.globals() == {"kept": True}
+        spilled = (tmp_path / "logs" / f"job-{job_id}.log").read_text()
+        assert "python push provision on 1 host(s)" in spilled
+        assert list(m.job_logs(job_id)) == spilled.splitlines()
         kinds = [(e.kind, e.to) for e in m.events("n1")]
         assert ("created", "Discovered") in kinds and ("status", "Commissioned") in kinds
         everyone = m.events(after=0, limit=1000)
