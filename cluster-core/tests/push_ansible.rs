@@ -314,6 +314,14 @@ async fn cancel_kills_the_playbook_and_fails_the_nodes() {
         .unwrap();
     let pids = blocking_pids(&env, &["w1", "w2"]).await;
     assert!(pids.iter().all(|p| !gone(*p)));
+    // The human log is followable while the playbook still runs.
+    eventually("the running task in the job log", WAIT, || {
+        log_text(&m, id)
+            .contains("TASK [block until stopped]")
+            .then_some(())
+    })
+    .await;
+    assert!(!m.job_log(id).unwrap().is_finished());
     m.cancel(id).await.unwrap();
     let job = finished(&m, id).await;
     assert_eq!(job.status, JobStatus::Cancelled);
