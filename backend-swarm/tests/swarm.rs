@@ -1,10 +1,12 @@
 //! The Swarm backend against three real `dockerd` engines on 127.0.0.1-3, sharing one
 //! fixture (starting engines is slow): first a real `Manager` bootstraps, commissions,
 //! promotes, upgrades and decommissions nodes while `docker node ls` is checked for the
-//! truth; then the swarm is dissolved and a fresh backend runs the conformance kit.
-//! Join tokens are checked never to reach logs, job records, events or push vars.
+//! truth; a rebuilt worker and a worker joined by hand are taken back under their
+//! names; then the swarm is dissolved and a fresh backend runs the conformance kit,
+//! ending with the kit's own pass through a manager. Join tokens are checked never to
+//! reach logs (the Engine API client's debug logs included), job records, events or
+//! push vars.
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,134 +16,17 @@ use cluster_core::testkit::backend::{
     BackendHarness, TestNode, backend_conformance, check_dissolve, check_through_manager,
 };
 use cluster_core::{
-    BackendNode, ClusterBackend, ClusterState, ConfigPush, EventQuery, JobId, JobReport, JobSpec,
-    JobStatus, LogSink, Manager, Member, MembershipEvent, MembershipKind, MemoryStore, NodeStatus,
-    PushAction, Role, manager::Request,
+    BackendNode, ClusterBackend, ClusterState, EventQuery, JobId, JobStatus, Manager, Member,
+    MembershipEvent, MembershipKind, MemoryStore, NodeStatus, Role, manager::Request,
 };
 use clusterm_tests::dockerd::{Dockerd, DockerdSet};
 
-const ADDRS: [&str; 3] = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+mod support;
+use support::{ADDRS, Captured, ObservingPush, Row, local_state, node_ls, row, swarm_port};
+
 const NAMES: [&str; 3] = ["n1", "n2", "n3"];
 /// Waiting bound for anything the swarm or the manager does on a loaded machine.
 const WAIT: Duration = Duration::from_secs(180);
-
-/// A swarm control port free on all three addresses.
-fn swarm_port() -> u16 {
-    loop {
-        let p = clusterm_tests::free_port(ADDRS[0]);
-        if ADDRS[1..]
-            .iter()
-            .all(|a| std::net::TcpListener::bind((*a, p)).is_ok())
-        {
-            return p;
-        }
-    }
-}
-
-/// One row of `docker node ls`, as the CLI sees it.
-#[derive(Debug, Clone, PartialEq)]
-struct Row {
-    name: String,
-    role: String,
-    availability: String,
-    state: String,
-}
-
-/// The swarm's nodes according to the `docker` CLI on `d` (a manager), by name.
-fn node_ls(d: &Dockerd) -> Vec<Row> {
-    let ids = d.docker(&["node", "ls", "-q"]);
-    assert!(ids.status.success(), "docker node ls: {ids:?}");
-    let ids = String::from_utf8_lossy(&ids.stdout).into_owned();
-    let mut args = vec![
-        "node",
-        "inspect",
-        "--format",
-        "{{index .Spec.Labels \"clusterm.node\"}}|{{.Spec.Role}}|{{.Spec.Availability}}|{{.Status.State}}",
-    ];
-    args.extend(ids.split_whitespace());
-    let out = d.docker(&args);
-    assert!(out.status.success(), "docker node inspect: {out:?}");
-    let mut rows: Vec<Row> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split('|').collect();
-            Row {
-                name: f[0].into(),
-                role: f[1].into(),
-                availability: f[2].into(),
-                state: f[3].into(),
-            }
-        })
-        .collect();
-    rows.sort_by(|a, b| a.name.cmp(&b.name));
-    rows
-}
-
-fn row(d: &Dockerd, name: &str) -> Option<Row> {
-    node_ls(d).into_iter().find(|r| r.name == name)
-}
-
-/// The engine's own swarm state (`inactive`, `active`, ...).
-fn local_state(d: &Dockerd) -> String {
-    let out = d.docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// A push that records, for every upgrade, each host's availability as `docker node ls`
-/// shows it while the playbook would run.
-#[derive(Debug)]
-struct ObservingPush {
-    manager_endpoint: String,
-    seen: Mutex<Vec<(String, String)>>,
-    specs: Mutex<Vec<String>>,
-}
-
-#[async_trait]
-impl ConfigPush for ObservingPush {
-    fn name(&self) -> &str {
-        "observing"
-    }
-
-    async fn run(&self, spec: JobSpec, log: LogSink) -> cluster_core::Result<JobReport> {
-        self.specs
-            .lock()
-            .unwrap()
-            .push(serde_json::to_string(&spec.hosts).unwrap());
-        if spec.action == PushAction::Upgrade {
-            let endpoint = self.manager_endpoint.clone();
-            let out = tokio::task::spawn_blocking(move || {
-                std::process::Command::new("docker")
-                    .args(["-H", &endpoint, "node", "ls", "--format", "{{.ID}}"])
-                    .output()
-            })
-            .await
-            .unwrap()
-            .unwrap();
-            let ids = String::from_utf8_lossy(&out.stdout).into_owned();
-            for host in &spec.hosts {
-                let endpoint = self.manager_endpoint.clone();
-                let ids = ids.clone();
-                let avail = tokio::task::spawn_blocking(move || {
-                    let mut cmd = std::process::Command::new("docker");
-                    cmd.args(["-H", &endpoint, "node", "inspect", "--format"])
-                        .arg("{{index .Spec.Labels \"clusterm.node\"}} {{.Spec.Availability}}")
-                        .args(ids.split_whitespace());
-                    String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
-                })
-                .await
-                .unwrap();
-                let a = avail
-                    .lines()
-                    .find_map(|l| l.strip_prefix(&format!("{} ", host.name)))
-                    .unwrap_or("absent")
-                    .to_owned();
-                log.line(format!("{} is {a} during the upgrade", host.name));
-                self.seen.lock().unwrap().push((host.name.clone(), a));
-            }
-        }
-        Ok(JobReport::all_ok(&spec))
-    }
-}
 
 struct Harness {
     daemons: DockerdSet,
@@ -382,6 +267,54 @@ async fn a_rebuilt_node_rejoins_under_its_name(h: &mut Harness) {
     wait_ready(&h.backend, "n3", true).await;
 }
 
+/// A worker that joined by hand (the `docker` CLI, no name label) is found through its
+/// own engine, adopted under its clusterm name, and drained like any other.
+async fn a_node_joined_by_hand_is_adopted(h: &mut Harness) {
+    let (d1, d3) = (&h.daemons.daemons()[0], &h.daemons.daemons()[2]);
+    let port = h.config.swarm_port;
+    tokio::task::block_in_place(|| {
+        let id =
+            String::from_utf8_lossy(&d3.docker(&["info", "--format", "{{.Swarm.NodeID}}"]).stdout)
+                .trim()
+                .to_owned();
+        assert!(d3.docker(&["swarm", "leave"]).status.success());
+        assert!(d1.docker(&["node", "rm", "--force", &id]).status.success());
+        let token = d1.docker(&["swarm", "join-token", "-q", "worker"]);
+        let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
+        let listen = format!("{}:{port}", ADDRS[2]);
+        let out = d3.docker(&[
+            "swarm",
+            "join",
+            "--token",
+            &token,
+            "--listen-addr",
+            &listen,
+            "--advertise-addr",
+            &listen,
+            &format!("{}:{port}", ADDRS[0]),
+        ]);
+        assert!(
+            out.status.success(),
+            "manual join failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    assert!(
+        tokio::task::block_in_place(|| row(d1, "n3")).is_none(),
+        "a hand-joined node has no name label"
+    );
+    let n3 = BackendNode {
+        name: "n3".into(),
+        addr: ADDRS[2].into(),
+        role: Role::Worker,
+    };
+    h.backend.drain(&n3).await.unwrap();
+    let r = tokio::task::block_in_place(|| row(d1, "n3")).expect("n3 adopted under its name");
+    assert_eq!(r.availability, "drain");
+    h.backend.activate(&n3).await.unwrap();
+    wait_ready(&h.backend, "n3", true).await;
+}
+
 /// No job record, job log, audit event or push spec carries a swarm join token.
 async fn assert_no_token(m: &Manager, push: &ObservingPush) {
     let jobs = m.jobs().await.unwrap();
@@ -406,27 +339,6 @@ async fn assert_no_token(m: &Manager, push: &ObservingPush) {
     }
     for spec in push.specs.lock().unwrap().iter() {
         assert!(!spec.contains("SWMTKN"), "token handed to the push: {spec}");
-    }
-}
-
-/// Captures every log line of the process, to check tokens never reach it.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
     }
 }
 
@@ -456,6 +368,7 @@ async fn swarm_of_three_engines_through_the_manager_and_the_conformance_kit() {
 
     through_the_manager(&mut h).await;
     a_rebuilt_node_rejoins_under_its_name(&mut h).await;
+    a_node_joined_by_hand_is_adopted(&mut h).await;
     check_dissolve(&mut h).await;
     for d in h.daemons.daemons() {
         assert_eq!(tokio::task::block_in_place(|| local_state(d)), "inactive");

@@ -168,16 +168,23 @@ impl SwarmBackend {
 
     /// The swarm node of `node`, which must be a member.
     async fn member(&self, mgr: &Engine, node: &BackendNode) -> Result<Node> {
+        if let Some(n) = mgr.node_named(&node.name).await? {
+            return Ok(n);
+        }
+        // Not labelled yet (joined by other means): its own engine knows its id.
         let local = match self.engine(node).await {
             Ok(e) => e.local().await.ok(),
             Err(_) => None,
         };
-        self.find_node(mgr, node, local.as_ref())
-            .await?
-            .ok_or_else(|| SwarmError::State {
-                node: node.name.clone(),
-                message: "not a member of the swarm".into(),
-            })
+        let found = self.find_node(mgr, node, local.as_ref()).await?;
+        let n = found.ok_or_else(|| SwarmError::State {
+            node: node.name.clone(),
+            message: "not a member of the swarm".into(),
+        })?;
+        // Labelled now, so that members() reports it under its clusterm name.
+        self.label(mgr, n.id.as_deref().unwrap_or_default(), node)
+            .await?;
+        Ok(n)
     }
 
     /// Labels swarm node `id` with the clusterm name of `node`.
