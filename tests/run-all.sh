@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace: formatting, lints, unit, conformance and
-# end-to-end tests against real serf, dockerd and ansible-playbook processes.
+# end-to-end tests against real serf, dockerd and ansible-playbook processes, and the
+# Python package's pytest suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,7 @@ need serf serf
 need dockerd docker.io
 need ansible-playbook ansible-core
 need etcd etcd-server
+need openssl openssl
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq
@@ -26,3 +28,4 @@ export RUST_BACKTRACE=1
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+bash bindings-python/run-tests.sh
