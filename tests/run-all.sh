@@ -10,8 +10,8 @@ need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need serf serf
 need dockerd docker.io
 need ansible-playbook ansible-core
-need etcd etcd-server
 need openssl openssl
+python3 -c "import ensurepip, sysconfig" >/dev/null 2>&1 || missing+=(python3-venv python3-dev)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq
