@@ -194,7 +194,10 @@ mod tests {
         assert!(!constant_time_eq(b"secret", b"secreT"));
         assert!(!constant_time_eq(b"secret", b"secret2"));
         assert!(!constant_time_eq(b"", b"x"));
-        assert!(!constant_time_eq(b"secretsecret", b"secret"), "a repeated secret");
+        assert!(
+            !constant_time_eq(b"secretsecret", b"secret"),
+            "a repeated secret"
+        );
         assert!(!constant_time_eq(b"x", b""));
     }
 
