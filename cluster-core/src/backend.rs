@@ -61,4 +61,12 @@ pub trait ClusterBackend: Send + Sync + std::fmt::Debug {
 
     /// The cluster's members with role and readiness.
     async fn members(&self) -> Result<Vec<BackendMember>>;
+
+    /// Called by the manager on start with every in-service node (Commissioned or
+    /// Upgraded, role from its host group) so a backend can rebuild what it keeps in
+    /// memory, such as where to reach the cluster. It should not wait on the cluster:
+    /// start-up waits for it. A failure is logged and the manager starts anyway.
+    async fn restore(&self, _nodes: &[BackendNode]) -> Result<()> {
+        Ok(())
+    }
 }

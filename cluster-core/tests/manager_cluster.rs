@@ -1,13 +1,14 @@
 //! Manager behaviour with a clustering backend: bootstrap on the first master, joins,
-//! upgrades with drain and role changes, decommission, degraded clusters, secrets.
+//! upgrades with drain and role changes, decommission, degraded clusters, secrets, and
+//! the nodes in service handed to the backend when the manager starts again.
 
 use std::sync::Arc;
 
 use cluster_core::manager::Request;
 use cluster_core::testkit::doubles::{RecordingBackend, RecordingPush, SECRET_JOIN_TOKEN};
 use cluster_core::{
-    ClusterState, EventQuery, JobStatus, Manager, Member, MemberStatus, MembershipEvent,
-    MembershipKind, MemoryStore, NodeStatus, PushAction, Role,
+    BackendNode, ClusterState, EventQuery, JobStatus, Manager, Member, MemberStatus,
+    MembershipEvent, MembershipKind, MemoryStore, NodeStatus, PushAction, Role,
 };
 
 async fn setup(names: &[&str]) -> (Manager, Arc<RecordingPush>, Arc<RecordingBackend>) {
@@ -310,4 +311,89 @@ async fn a_hanging_backend_call_is_cancelled_and_the_node_fails() {
         (w2.status, w2.error.as_deref()),
         (NodeStatus::Failed, Some("cancelled by request"))
     );
+}
+
+/// A manager started again on the same store hands a fresh backend exactly the nodes in
+/// service, each under the role of its host group; a backend that cannot restore does
+/// not keep the manager from starting.
+#[tokio::test]
+async fn a_restarted_manager_restores_the_backend_with_the_nodes_in_service() {
+    let store = Arc::new(MemoryStore::new());
+    let backend = Arc::new(RecordingBackend::new());
+    let m = Manager::builder(store.clone())
+        .backend(backend.clone())
+        .start()
+        .await
+        .unwrap();
+    for n in ["m1", "w2", "w3", "w4", "w5", "w6"] {
+        m.membership(MembershipEvent {
+            kind: MembershipKind::Joined,
+            member: Member::alive(n, format!("127.0.0.{}", &n[1..])),
+        })
+        .unwrap();
+    }
+    m.settle().await.unwrap();
+    assert_eq!(backend.restores(), vec![Vec::<BackendNode>::new()]);
+
+    let run = |id: cluster_core::Result<cluster_core::JobId>| {
+        let m = m.clone();
+        async move { m.wait_job(id.unwrap()).await.unwrap().status }
+    };
+    let req = Request::nodes(["m1"]).host_group("service-master");
+    assert_eq!(run(m.commission(req).await).await, JobStatus::Complete);
+    backend.fail("join", "w5");
+    let req = Request::nodes(["w2", "w3", "w4", "w5"]).host_group("service-worker");
+    assert_eq!(run(m.commission(req).await).await, JobStatus::Errored);
+    let req = Request::nodes(["w3"]).host_group("service-master");
+    assert_eq!(run(m.upgrade(req).await).await, JobStatus::Complete);
+    let req = Request::nodes(["w4"]);
+    assert_eq!(run(m.decommission(req).await).await, JobStatus::Complete);
+    let status = |n: &str| m.node(n).unwrap().status;
+    assert_eq!(
+        ["m1", "w2", "w3", "w4", "w5", "w6"].map(status),
+        [
+            NodeStatus::Commissioned,
+            NodeStatus::Commissioned,
+            NodeStatus::Upgraded,
+            NodeStatus::Decommissioned,
+            NodeStatus::Failed,
+            NodeStatus::Discovered,
+        ]
+    );
+    m.shutdown().await;
+    drop(m);
+
+    let node = |name: &str, addr: &str, role| BackendNode {
+        name: name.into(),
+        addr: addr.into(),
+        role,
+    };
+    let in_service = vec![
+        node("m1", "127.0.0.1", Role::Master),
+        node("w2", "127.0.0.2", Role::Worker),
+        node("w3", "127.0.0.3", Role::Master),
+    ];
+    let fresh = Arc::new(RecordingBackend::new());
+    let m = Manager::builder(store.clone())
+        .backend(fresh.clone())
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(fresh.restores(), vec![in_service.clone()]);
+    assert!(fresh.ops().is_empty(), "{:?}", fresh.ops());
+    m.shutdown().await;
+
+    let refusing = Arc::new(RecordingBackend::new());
+    refusing.fail("restore", "w2");
+    let m = Manager::builder(store)
+        .backend(refusing.clone())
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(refusing.restores(), vec![in_service]);
+    assert_eq!(m.node("w3").unwrap().status, NodeStatus::Upgraded);
+    assert_eq!(m.cluster().state, ClusterState::Active);
+    let id = m.decommission(Request::nodes(["w2"])).await.unwrap();
+    assert_eq!(m.wait_job(id).await.unwrap().status, JobStatus::Complete);
+    assert_eq!(refusing.ops(), vec!["leave w2"]);
 }

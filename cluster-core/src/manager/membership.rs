@@ -1,7 +1,8 @@
 //! Discovery in, inventory out: the membership loop folds every event waiting in its
 //! channel into one group commit (so 10,000 joins cost a handful of fsyncs, not 10,000),
 //! keeps the cluster's Degraded state current, and starts verification of nodes that
-//! come back. Also the start-up reconciliation of what a crash left behind.
+//! come back. Also the start-up reconciliation of what a crash left behind, and the
+//! hand-over of the nodes in service to the backend.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -376,6 +377,32 @@ impl Inner {
             );
         }
         self.commit(&mut ws, ch).await
+    }
+
+    /// Hands the backend every in-service node so it can rebuild what it keeps in
+    /// memory; a failure is only logged, since the inventory is intact without it.
+    pub(super) async fn restore_backend(&self) {
+        let Some(backend) = &self.backend else {
+            return;
+        };
+        let nodes: Vec<_> = read(&self.nodes)
+            .values()
+            .filter(|n| n.status.in_service())
+            .map(|n| self.backend_node_of(n, None))
+            .collect();
+        match backend.restore(&nodes).await {
+            Ok(()) => tracing::debug!(
+                backend = backend.kind(),
+                nodes = nodes.len(),
+                "backend restored"
+            ),
+            Err(e) => tracing::warn!(
+                backend = backend.kind(),
+                nodes = nodes.len(),
+                error = %e,
+                "backend could not restore its state; it learns the cluster again from its next operations"
+            ),
+        }
     }
 }
 

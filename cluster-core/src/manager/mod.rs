@@ -232,7 +232,8 @@ impl ManagerBuilder {
         self
     }
 
-    /// Loads the inventory, reconciles what a crash left behind and starts the loops.
+    /// Loads the inventory, reconciles what a crash left behind, hands the backend the
+    /// nodes in service ([`ClusterBackend::restore`]) and starts the loops.
     pub async fn start(self) -> Result<Manager> {
         if self.config.host_groups.master == self.config.host_groups.worker {
             return Err(Error::Config {
@@ -259,6 +260,7 @@ impl ManagerBuilder {
             tasks: TaskTracker::new(),
         });
         inner.reconcile().await?;
+        inner.restore_backend().await;
         membership::spawn(&inner, rx);
         Ok(Manager { inner })
     }

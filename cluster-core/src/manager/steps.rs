@@ -13,7 +13,7 @@ use crate::backend::BackendNode;
 use crate::error::{Error, Result};
 use crate::fsm::Action;
 use crate::job::{HostSpec, JobId, PushAction};
-use crate::node::{HostGroup, Role};
+use crate::node::{HostGroup, Node, Role};
 use crate::vars;
 
 /// Backend calls that run at once during one job step.
@@ -141,19 +141,23 @@ impl Inner {
     }
 
     fn backend_node(&self, name: &str, group: Option<&HostGroup>) -> Result<BackendNode> {
-        let node = read(&self.nodes)
+        read(&self.nodes)
             .get(name)
-            .cloned()
-            .ok_or_else(|| Error::NodeNotFound { node: name.into() })?;
+            .map(|node| self.backend_node_of(node, group))
+            .ok_or_else(|| Error::NodeNotFound { node: name.into() })
+    }
+
+    /// `node` as the backend sees it, under `group` or else its own host group.
+    pub(super) fn backend_node_of(&self, node: &Node, group: Option<&HostGroup>) -> BackendNode {
         let group = group.or(node.host_group.as_ref());
         let role = group
             .and_then(|g| self.config.host_groups.role(g))
             .unwrap_or(Role::Worker);
-        Ok(BackendNode {
-            name: node.name,
-            addr: node.addr,
+        BackendNode {
+            name: node.name.clone(),
+            addr: node.addr.clone(),
             role,
-        })
+        }
     }
 
     /// Runs `op` on each node, a few at a time, under the job's cancellation; without

@@ -141,6 +141,7 @@ pub struct RecordingBackend {
     fail: Mutex<HashSet<(String, String)>>,
     hang: Mutex<HashSet<(String, String)>>,
     cluster: Mutex<Cluster>,
+    restores: Mutex<Vec<Vec<BackendNode>>>,
 }
 
 impl RecordingBackend {
@@ -154,7 +155,14 @@ impl RecordingBackend {
         lock(&self.ops).clone()
     }
 
-    /// Makes `op` (`bootstrap`, `join`, `drain`, ...) fail for `node`.
+    /// The nodes handed to every `restore` so far (kept apart from [`Self::ops`]: every
+    /// manager start restores).
+    pub fn restores(&self) -> Vec<Vec<BackendNode>> {
+        lock(&self.restores).clone()
+    }
+
+    /// Makes `op` (`bootstrap`, `join`, `drain`, ...) fail for `node`; a `restore`
+    /// fails when it is handed a node it is made to fail for.
     pub fn fail(&self, op: &str, node: &str) {
         lock(&self.fail).insert((op.to_owned(), node.to_owned()));
     }
@@ -238,6 +246,23 @@ impl ClusterBackend for RecordingBackend {
             m.0 = node.role;
         }
         Ok(())
+    }
+
+    async fn restore(&self, nodes: &[BackendNode]) -> Result<()> {
+        lock(&self.restores).push(nodes.to_vec());
+        let fail = lock(&self.fail);
+        match nodes
+            .iter()
+            .find(|n| fail.contains(&("restore".to_owned(), n.name.clone())))
+        {
+            Some(n) => Err(Error::Backend {
+                backend: "recording".into(),
+                operation: "restore".into(),
+                node: n.name.clone(),
+                message: "refused".into(),
+            }),
+            None => Ok(()),
+        }
     }
 
     async fn members(&self) -> Result<Vec<BackendMember>> {
