@@ -1,7 +1,8 @@
 //! [`SwarmBackend`]: the `ClusterBackend` that runs a Docker Swarm through the Engine API
 //! of every node. Swarm-wide calls (tokens, node updates, listings) go to a manager
-//! found among the engines the backend knows; per-node calls (init, join, leave) go to
-//! the node's own engine. Every operation is idempotent: it first looks at what the
+//! found among the engines the backend knows (configured seeds, the nodes in service the
+//! manager restores on start, and every node it operated on since); per-node calls
+//! (init, join, leave) go to the node's own engine. Every operation is idempotent: it first looks at what the
 //! swarm already says and only changes what differs.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -84,6 +85,25 @@ impl SwarmBackend {
             Some(false) => k.managers.retain(|a| a != &node.addr),
             _ => {}
         }
+    }
+
+    /// Remembers the engines of the nodes in service without dialling any (an engine
+    /// down at start-up is met later like any other): masters' engines as the first
+    /// places to look for a manager, after the configured seeds; workers' engines as
+    /// ones that name their managers.
+    fn restore_known(&self, nodes: &[BackendNode]) {
+        let mut k = self.known();
+        for node in nodes {
+            k.names.insert(node.addr.clone(), node.name.clone());
+            if node.role == Role::Master && !k.managers.contains(&node.addr) {
+                k.managers.push(node.addr.clone());
+            }
+        }
+        tracing::info!(
+            engines = k.names.len(),
+            managers = k.managers.len(),
+            "engines of the nodes in service restored"
+        );
     }
 
     async fn engine(&self, node: &BackendNode) -> Result<Engine> {
@@ -284,6 +304,11 @@ impl ClusterBackend for SwarmBackend {
         self.do_set_role(node)
             .await
             .map_err(|e| e.into_core("set_role", &node.name))
+    }
+
+    async fn restore(&self, nodes: &[BackendNode]) -> cluster_core::Result<()> {
+        self.restore_known(nodes);
+        Ok(())
     }
 
     async fn members(&self) -> cluster_core::Result<Vec<BackendMember>> {
