@@ -17,7 +17,8 @@ use std::time::Duration;
 use cluster_core::push::ansible::{AnsibleConfig, AnsiblePush, Playbooks};
 use cluster_core::testkit::eventually;
 use cluster_core::{
-    EventKind, EventQuery, Job, JobId, JobStatus, Manager, MemoryStore, Node, NodeStatus,
+    ConfigPush, Discovery, EventKind, EventQuery, HostSpec, Job, JobId, JobLog, JobSpec, JobStatus,
+    LogSink, Manager, MemoryStore, Node, NodeStatus, PushAction,
 };
 use clusterm_tests::serf::{SerfAgent, next_ip};
 use clusterm_tests::{free_port, require_binary};
@@ -131,7 +132,7 @@ impl EnrolledHost {
     /// reading this host's configuration) and waits for it to be gone; returns how
     /// many were killed.
     fn kill_agents(&self) -> usize {
-        let config = self.path("serf/serf.json").display().to_string();
+        let config = self.path("serf").display().to_string();
         let mut pids: Vec<u32> = self.agent_pid().into_iter().collect();
         // An agent started after the pidfile was read, or whose pidfile was lost.
         if let Ok(entries) = std::fs::read_dir("/proc") {
@@ -178,9 +179,9 @@ fn is_live_serf(pid: u32) -> bool {
     comm.trim() == "serf" && !zombie
 }
 
-async fn manager(discovery: SerfDiscovery, push: AnsiblePush) -> Manager {
+async fn manager(discovery: Arc<SerfDiscovery>, push: AnsiblePush) -> Manager {
     Manager::builder(Arc::new(MemoryStore::new()))
-        .discovery(Arc::new(discovery))
+        .discovery(discovery)
         .push(Arc::new(push))
         .start()
         .await
@@ -243,7 +244,7 @@ fn gossip_key() -> String {
 async fn an_enrolled_address_becomes_a_discovered_node_under_its_label() {
     let host = EnrolledHost::new();
     let seed = blocking(|| SerfAgent::start(member_spec("seed")));
-    let discovery = SerfDiscovery::new(fast_config(&seed.rpc_addr())).unwrap();
+    let discovery = Arc::new(SerfDiscovery::new(fast_config(&seed.rpc_addr())).unwrap());
     let m = manager(discovery, host.push(&[])).await;
     node_where(&m, "seed", "discovered", |n| n.reachability.is_reachable()).await;
 
@@ -305,7 +306,7 @@ async fn the_gossip_key_reaches_the_agent_but_never_the_job_log() {
     let seed = blocking(|| {
         SerfAgent::start(member_spec("secure-seed").config("encrypt_key", &format!("\"{key}\"")))
     });
-    let discovery = SerfDiscovery::new(fast_config(&seed.rpc_addr())).unwrap();
+    let discovery = Arc::new(SerfDiscovery::new(fast_config(&seed.rpc_addr())).unwrap());
     // Diffs and verbose results are where a written secret would show.
     let m = manager(discovery, host.push(&["--diff", "-v"])).await;
     node_where(&m, "secure-seed", "discovered", |n| {
@@ -342,4 +343,122 @@ async fn the_gossip_key_reaches_the_agent_but_never_the_job_log() {
     assert_eq!(config["encrypt_key"], json!(key));
     assert!(host.kill_agents() >= 1);
     m.shutdown().await;
+}
+
+/// Runs the discover playbook for the host directly (as the manager would, with the
+/// discovery's enrollment vars) and returns the job log; panics when the host failed.
+async fn run_discover(host: &EnrolledHost, discovery: &SerfDiscovery, vars: Value) -> String {
+    let enroll = discovery.enroll(&[host.ip.clone()], &vars).await.unwrap();
+    let mut merged = vars;
+    cluster_core::vars::deep_merge(&mut merged, &enroll);
+    let log = JobLog::new(10_000, None);
+    let spec = JobSpec {
+        job: JobId(900),
+        action: PushAction::Discover,
+        hosts: vec![HostSpec {
+            name: host.ip.clone(),
+            addr: host.ip.clone(),
+            group: None,
+            vars: merged,
+        }],
+        cancel: tokio_util::sync::CancellationToken::new(),
+        timeout: Some(WAIT),
+    };
+    let report = host
+        .push(&[])
+        .run(spec, LogSink::new(log.clone()))
+        .await
+        .unwrap();
+    let text = log
+        .lines_after(0)
+        .into_iter()
+        .map(|l| l.text)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let result = report.hosts.get(&host.ip);
+    assert!(
+        result.is_some_and(|r| r.ok),
+        "{result:?}\n{text}\nagent log:\n{}",
+        host.agent_log()
+    );
+    text
+}
+
+/// How the first task whose name starts with `task` ended for the host (`ok`,
+/// `changed`, `skipping`, `fatal`), from the default stdout callback's lines.
+fn outcome<'a>(log: &'a str, task: &str) -> &'a str {
+    let header = format!("TASK [{task}");
+    let mut lines = log.lines().skip_while(|l| !l.starts_with(&header)).skip(1);
+    lines
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| l.split(':').next())
+        .unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_keeps_the_agent_and_a_changed_config_restarts_it_with_new_tags() {
+    let host = EnrolledHost::new();
+    let seed = blocking(|| SerfAgent::start(member_spec("rerun-seed")));
+    let discovery = Arc::new(SerfDiscovery::new(fast_config(&seed.rpc_addr())).unwrap());
+    let m = manager(discovery.clone(), host.push(&[])).await;
+    let vars = host.vars("rerun-1", "SN-R1");
+
+    run_discover(&host, &discovery, vars.clone()).await;
+    let first = host.agent_pid().expect("an agent in the pidfile");
+    node_where(&m, "rerun-1", "discovered and reachable", |n| {
+        n.reachability.is_reachable()
+    })
+    .await;
+
+    // Same vars: nothing to do, the agent keeps running.
+    let log = run_discover(&host, &discovery, vars.clone()).await;
+    assert_eq!(host.agent_pid(), Some(first), "{log}");
+    assert_eq!(
+        outcome(&log, "Write the agent configuration"),
+        "ok",
+        "{log}"
+    );
+    assert_eq!(outcome(&log, "Start the agent"), "ok", "{log}");
+
+    // A new tag: the configuration changes and the agent restarts with it.
+    let mut tagged = vars;
+    tagged["serf_tags"] = json!({"rack": "r7"});
+    let log = run_discover(&host, &discovery, tagged).await;
+    let second = host.agent_pid().expect("an agent in the pidfile");
+    assert_ne!(second, first, "{log}");
+    assert_eq!(outcome(&log, "Start the agent"), "changed", "{log}");
+    assert!(!is_live_serf(first), "the old agent is stopped");
+    let node = node_where(&m, "rerun-1", "tagged rack=r7", |n| {
+        n.reachability.is_reachable() && n.tags.get("rack").is_some_and(|r| r == "r7")
+    })
+    .await;
+    assert_eq!(
+        (node.addr.as_str(), node.serial.as_str()),
+        (host.ip.as_str(), "SN-R1")
+    );
+    assert_eq!(host.kill_agents(), 1);
+    m.shutdown().await;
+}
+
+#[test]
+fn shipped_playbooks_pass_the_syntax_check() {
+    let host = EnrolledHost::new();
+    for name in ["discover", "provision", "verify", "upgrade", "cleanup"] {
+        let path = playbooks().join(format!("{name}.yml"));
+        let out = std::process::Command::new("ansible-playbook")
+            .env("ANSIBLE_CONFIG", host.path("ansible.cfg"))
+            .env("HOME", host.path("home"))
+            .env("ANSIBLE_LOCAL_TEMP", host.path("tmp"))
+            .args(["-i", "localhost,", "--syntax-check"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
