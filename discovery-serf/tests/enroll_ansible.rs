@@ -348,7 +348,10 @@ async fn the_gossip_key_reaches_the_agent_but_never_the_job_log() {
 /// Runs the discover playbook for the host directly (as the manager would, with the
 /// discovery's enrollment vars) and returns the job log; panics when the host failed.
 async fn run_discover(host: &EnrolledHost, discovery: &SerfDiscovery, vars: Value) -> String {
-    let enroll = discovery.enroll(&[host.ip.clone()], &vars).await.unwrap();
+    let enroll = discovery
+        .enroll(std::slice::from_ref(&host.ip), &vars)
+        .await
+        .unwrap();
     let mut merged = vars;
     cluster_core::vars::deep_merge(&mut merged, &enroll);
     let log = JobLog::new(10_000, None);
