@@ -12,8 +12,9 @@ use std::sync::RwLock;
 use super::{BackendFactory, DiscoveryFactory, PushFactory, StoreFactory};
 use crate::error::{Error, Result};
 
-/// Layout version of [`PluginDeclaration`] and [`Registrar`].
-pub const ABI_VERSION: u32 = 1;
+/// Layout version of [`PluginDeclaration`], [`Registrar`] and the component traits'
+/// vtables; raised whenever any of them changes (2: `ClusterBackend::restore`).
+pub const ABI_VERSION: u32 = 2;
 /// The rustc that built this cluster-core (`rustc -vV` first line), NUL-terminated.
 pub const RUSTC_VERSION: &str = concat!(env!("CLUSTERM_RUSTC_VERSION"), "\0");
 /// This cluster-core's version, NUL-terminated.
