@@ -3,6 +3,8 @@
 //! and the fixture playbooks (tests/fixtures/ansible) write what each host sees to
 //! files that the tests read back.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,10 +12,8 @@ use std::time::Duration;
 use cluster_core::manager::{ManagerConfig, Request};
 use cluster_core::push::ansible::{AnsibleConfig, AnsiblePush, Playbooks};
 use cluster_core::testkit::eventually;
-use cluster_core::{
-    ConfigPush, Job, JobStatus, Manager, Member, MembershipEvent, MembershipKind, MemoryStore,
-    NodeStatus, registry,
-};
+use cluster_core::{ConfigPush, Job, JobId, JobStatus, Manager, MemoryStore, NodeStatus, registry};
+use common::{blocking_commission, discovered, gone, killed, manager, quick_cancel};
 use serde_json::{Value, json};
 
 /// Generous: ansible-playbook takes seconds on a loaded machine.
@@ -91,55 +91,30 @@ impl Env {
         cluster_core::vars::deep_merge(&mut g, &extra);
         g
     }
-}
 
-async fn manager(push: AnsiblePush, config: ManagerConfig) -> Manager {
-    Manager::builder(Arc::new(MemoryStore::new()))
-        .push(Arc::new(push))
-        .config(config)
-        .start()
-        .await
-        .unwrap()
-}
-
-fn quick_cancel() -> ManagerConfig {
-    ManagerConfig {
-        cancel_grace: Duration::from_secs(30),
-        ..ManagerConfig::default()
+    /// A manager pushing with `config`, `nodes` discovered and the fixtures' globals
+    /// merged with `extra`.
+    async fn start(
+        &self,
+        config: AnsibleConfig,
+        manager_config: ManagerConfig,
+        nodes: &[&str],
+        extra: Value,
+    ) -> Manager {
+        let m = manager(AnsiblePush::from_config(config).unwrap(), manager_config).await;
+        discovered(&m, nodes).await;
+        m.set_globals(self.globals(extra)).await.unwrap();
+        m
     }
 }
 
-async fn discovered(m: &Manager, names: &[&str]) {
-    for (i, n) in names.iter().enumerate() {
-        let mut member = Member::alive(*n, format!("127.0.0.{}", i + 10));
-        member.tags.insert("NodeLabel".into(), (*n).into());
-        m.membership(MembershipEvent {
-            kind: MembershipKind::Joined,
-            member,
-        })
-        .unwrap();
-    }
-    m.settle().await.unwrap();
-}
-
-async fn finished(m: &Manager, id: cluster_core::JobId) -> Job {
-    tokio::time::timeout(WAIT, m.wait_job(id))
-        .await
-        .expect("job did not finish")
-        .unwrap()
+async fn finished(m: &Manager, id: JobId) -> Job {
+    common::finished(m, id, WAIT).await
 }
 
 /// The job's log, for assertion messages and checks.
-fn log_text(m: &Manager, id: cluster_core::JobId) -> String {
-    m.job_log(id)
-        .map(|l| {
-            l.lines_after(0)
-                .into_iter()
-                .map(|l| l.text)
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default()
+fn log_text(m: &Manager, id: JobId) -> String {
+    common::log_lines(m, id).join("\n")
 }
 
 fn status(m: &Manager, node: &str) -> NodeStatus {
@@ -149,17 +124,10 @@ fn status(m: &Manager, node: &str) -> NodeStatus {
 #[tokio::test]
 async fn vars_precedence_and_groups_reach_the_playbook() {
     let env = Env::new();
-    let m = manager(
-        AnsiblePush::from_config(env.config()).unwrap(),
-        quick_cancel(),
-    )
-    .await;
-    discovered(&m, &["m1", "w1", "w2"]).await;
-    m.set_globals(env.globals(json!({
-        "a": "g", "b": "g", "c": "g", "nested": {"x": "g", "y": "g"}
-    })))
-    .await
-    .unwrap();
+    let globals = json!({"a": "g", "b": "g", "c": "g", "nested": {"x": "g", "y": "g"}});
+    let m = env
+        .start(env.config(), quick_cancel(), &["m1", "w1", "w2"], globals)
+        .await;
     m.set_node_vars("w1", json!({"b": "n", "c": "n", "nested": {"y": "n"}}))
         .await
         .unwrap();
@@ -214,13 +182,9 @@ async fn vars_precedence_and_groups_reach_the_playbook() {
 #[tokio::test]
 async fn a_failing_host_fails_only_its_node_and_the_log_is_streamed() {
     let env = Env::new();
-    let m = manager(
-        AnsiblePush::from_config(env.config()).unwrap(),
-        quick_cancel(),
-    )
-    .await;
-    discovered(&m, &["w1", "w2", "w3"]).await;
-    m.set_globals(env.globals(json!({}))).await.unwrap();
+    let m = env
+        .start(env.config(), quick_cancel(), &["w1", "w2", "w3"], json!({}))
+        .await;
     let id = m
         .commission(
             Request::nodes(["w1", "w2", "w3"])
@@ -249,13 +213,7 @@ async fn a_failing_host_fails_only_its_node_and_the_log_is_streamed() {
         "{w2:?}"
     );
 
-    let lines: Vec<String> = m
-        .job_log(id)
-        .unwrap()
-        .lines_after(0)
-        .into_iter()
-        .map(|l| l.text)
-        .collect();
+    let lines = common::log_lines(&m, id);
     let text = lines.join("\n");
     assert!(text.contains("TASK [simulated failure]"), "{text}");
     assert!(text.contains("PLAY RECAP"), "{text}");
@@ -266,16 +224,6 @@ async fn a_failing_host_fails_only_its_node_and_the_log_is_streamed() {
         "{text}"
     );
     m.shutdown().await;
-}
-
-/// Whether process `pid` is gone (a zombie counts: it runs nothing).
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
 }
 
 /// Waits until the playbook has started blocking on every host; their pids.
@@ -303,29 +251,18 @@ async fn assert_blocking_task_killed(env: &Env, node: &str) {
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok())
     {
-        eventually(&format!("process {pid} killed"), WAIT, || {
-            gone(pid).then_some(())
-        })
-        .await;
+        killed(pid, WAIT).await;
     }
 }
 
 #[tokio::test]
 async fn cancel_kills_the_playbook_and_fails_the_nodes() {
     let env = Env::new();
-    let m = manager(
-        AnsiblePush::from_config(env.config()).unwrap(),
-        quick_cancel(),
-    )
-    .await;
-    discovered(&m, &["w1", "w2"]).await;
-    m.set_globals(env.globals(json!({}))).await.unwrap();
+    let m = env
+        .start(env.config(), quick_cancel(), &["w1", "w2"], json!({}))
+        .await;
     let id = m
-        .commission(
-            Request::nodes(["w1", "w2"])
-                .host_group("service-worker")
-                .vars(json!({"sleep_secs": 3600})),
-        )
+        .commission(blocking_commission(["w1", "w2"]))
         .await
         .unwrap();
     let pids = blocking_pids(&env, &["w1", "w2"]).await;
@@ -350,12 +287,26 @@ async fn cancel_kills_the_playbook_and_fails_the_nodes() {
         );
     }
     for pid in pids {
-        eventually(&format!("process {pid} killed"), WAIT, || {
-            gone(pid).then_some(())
-        })
-        .await;
+        killed(pid, WAIT).await;
     }
     m.shutdown().await;
+}
+
+/// Runs a blocking playbook on `w1` until a limit stops it; the errored job, once the
+/// node has failed and the blocking task is gone.
+async fn stopped_by_a_limit(
+    env: &Env,
+    config: AnsibleConfig,
+    manager_config: ManagerConfig,
+) -> Job {
+    let m = env.start(config, manager_config, &["w1"], json!({})).await;
+    let id = m.commission(blocking_commission(["w1"])).await.unwrap();
+    let job = finished(&m, id).await;
+    assert_eq!(job.status, JobStatus::Errored);
+    assert_eq!(status(&m, "w1"), NodeStatus::Failed);
+    assert_blocking_task_killed(env, "w1").await;
+    m.shutdown().await;
+    job
 }
 
 #[tokio::test]
@@ -365,24 +316,9 @@ async fn the_push_timeout_stops_the_playbook() {
         timeout_secs: Some(30.0),
         ..env.config()
     };
-    let m = manager(AnsiblePush::from_config(config).unwrap(), quick_cancel()).await;
-    discovered(&m, &["w1"]).await;
-    m.set_globals(env.globals(json!({}))).await.unwrap();
-    let id = m
-        .commission(
-            Request::nodes(["w1"])
-                .host_group("service-worker")
-                .vars(json!({"sleep_secs": 3600})),
-        )
-        .await
-        .unwrap();
-    let job = finished(&m, id).await;
-    assert_eq!(job.status, JobStatus::Errored);
+    let job = stopped_by_a_limit(&env, config, quick_cancel()).await;
     let reason = &job.failed["w1"];
     assert!(reason.contains("timed out after 30s"), "{reason}");
-    assert_eq!(status(&m, "w1"), NodeStatus::Failed);
-    assert_blocking_task_killed(&env, "w1").await;
-    m.shutdown().await;
 }
 
 #[tokio::test]
@@ -392,26 +328,11 @@ async fn the_job_timeout_stops_the_playbook() {
         job_timeout: Some(Duration::from_secs(30)),
         ..quick_cancel()
     };
-    let m = manager(AnsiblePush::from_config(env.config()).unwrap(), config).await;
-    discovered(&m, &["w1"]).await;
-    m.set_globals(env.globals(json!({}))).await.unwrap();
-    let id = m
-        .commission(
-            Request::nodes(["w1"])
-                .host_group("service-worker")
-                .vars(json!({"sleep_secs": 3600})),
-        )
-        .await
-        .unwrap();
-    let job = finished(&m, id).await;
-    assert_eq!(job.status, JobStatus::Errored);
+    let job = stopped_by_a_limit(&env, env.config(), config).await;
     assert!(
         job.error.as_deref().unwrap_or("").contains("timed out"),
         "{job:?}"
     );
-    assert_eq!(status(&m, "w1"), NodeStatus::Failed);
-    assert_blocking_task_killed(&env, "w1").await;
-    m.shutdown().await;
 }
 
 #[tokio::test]
@@ -421,13 +342,11 @@ async fn thirty_nodes_are_one_ansible_playbook_run() {
         program: fixtures().join("count-runs.sh"),
         ..env.config()
     };
-    let m = manager(AnsiblePush::from_config(config).unwrap(), quick_cancel()).await;
     let names: Vec<String> = (1..=30).map(|i| format!("node{i:02}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    discovered(&m, &refs).await;
-    m.set_globals(env.globals(json!({"a": "batch"})))
-        .await
-        .unwrap();
+    let m = env
+        .start(config, quick_cancel(), &refs, json!({"a": "batch"}))
+        .await;
     let id = m
         .commission(Request::nodes(names.clone()).host_group("service-worker"))
         .await
@@ -448,13 +367,9 @@ async fn thirty_nodes_are_one_ansible_playbook_run() {
 #[tokio::test]
 async fn hostile_values_reach_the_playbook_verbatim() {
     let env = Env::new();
-    let m = manager(
-        AnsiblePush::from_config(env.config()).unwrap(),
-        quick_cancel(),
-    )
-    .await;
-    discovered(&m, &["w1", "bad[1:3]"]).await;
-    m.set_globals(env.globals(json!({}))).await.unwrap();
+    let m = env
+        .start(env.config(), quick_cancel(), &["w1", "bad[1:3]"], json!({}))
+        .await;
     let canary = env.path("out").join("canary");
     let evil = format!(
         "it's \"quoted\" $(touch {c}) `touch {c}` ; touch {c} {{{{ lookup('pipe', 'touch {c}') }}}}\nsecond line\ttab \\ back\u{7f} é 😀",
@@ -489,11 +404,9 @@ async fn the_site_playbook_runs_each_action_by_tag() {
         site_playbook: Some("site.yml".into()),
         ..env.config()
     };
-    let m = manager(AnsiblePush::from_config(config).unwrap(), quick_cancel()).await;
-    discovered(&m, &["w1"]).await;
-    m.set_globals(env.globals(json!({"a": "site"})))
-        .await
-        .unwrap();
+    let m = env
+        .start(config, quick_cancel(), &["w1"], json!({"a": "site"}))
+        .await;
     let id = m
         .commission(Request::nodes(["w1"]).host_group("service-worker"))
         .await
@@ -542,13 +455,9 @@ async fn a_missing_program_or_playbook_is_refused_before_anything_changes() {
         },
         ..env.config()
     };
-    let m = manager(
-        AnsiblePush::from_config(no_playbook).unwrap(),
-        quick_cancel(),
-    )
-    .await;
-    discovered(&m, &["w1"]).await;
-    m.set_globals(env.globals(json!({}))).await.unwrap();
+    let m = env
+        .start(no_playbook, quick_cancel(), &["w1"], json!({}))
+        .await;
     let id = m
         .commission(Request::nodes(["w1"]).host_group("service-worker"))
         .await

@@ -3,17 +3,16 @@
 //! per-host results, so the tests check what a program receives and how its outcome
 //! maps onto nodes and jobs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_core::manager::{ManagerConfig, Request};
+use cluster_core::manager::Request;
 use cluster_core::push::command::{CommandConfig, CommandPush, Commands};
 use cluster_core::testkit::eventually;
-use cluster_core::{
-    ConfigPush, Job, JobId, JobStatus, Manager, Member, MembershipEvent, MembershipKind,
-    MemoryStore, NodeStatus, PushAction, registry,
-};
+use cluster_core::{ConfigPush, Job, JobId, JobStatus, Manager, NodeStatus, PushAction, registry};
+use common::{blocking_commission, discovered, quick_cancel};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -40,33 +39,13 @@ fn config(out: &Path) -> CommandConfig {
 }
 
 async fn manager(push: CommandPush, names: &[&str]) -> Manager {
-    let m = Manager::builder(Arc::new(MemoryStore::new()))
-        .push(Arc::new(push))
-        .config(ManagerConfig {
-            cancel_grace: Duration::from_secs(30),
-            ..ManagerConfig::default()
-        })
-        .start()
-        .await
-        .unwrap();
-    for (i, n) in names.iter().enumerate() {
-        let mut member = Member::alive(*n, format!("127.0.0.{}", i + 10));
-        member.tags.insert("NodeLabel".into(), (*n).into());
-        m.membership(MembershipEvent {
-            kind: MembershipKind::Joined,
-            member,
-        })
-        .unwrap();
-    }
-    m.settle().await.unwrap();
+    let m = common::manager(push, quick_cancel()).await;
+    discovered(&m, names).await;
     m
 }
 
 async fn finished(m: &Manager, id: JobId) -> Job {
-    tokio::time::timeout(WAIT, m.wait_job(id))
-        .await
-        .expect("job did not finish")
-        .unwrap()
+    common::finished(m, id, WAIT).await
 }
 
 fn received(out: &Path, id: JobId, action: &str) -> Value {
@@ -111,13 +90,7 @@ async fn the_program_gets_the_spec_on_stdin_and_reports_per_host() {
         json!({"g": 1, "evil": evil, "fail": true})
     );
 
-    let log: Vec<String> = m
-        .job_log(id)
-        .unwrap()
-        .lines_after(0)
-        .into_iter()
-        .map(|l| l.text)
-        .collect();
+    let log = common::log_lines(&m, id);
     assert!(log.iter().any(|l| l == "provision on 2 host(s)"), "{log:?}");
     assert!(log.iter().any(|l| l == "w2 done"), "{log:?}");
     m.shutdown().await;
@@ -148,15 +121,6 @@ async fn a_failing_exit_fails_the_hosts_it_did_not_report() {
     m.shutdown().await;
 }
 
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
-}
-
 #[tokio::test]
 async fn cancel_kills_the_whole_process_group() {
     let out = tempfile::tempdir().unwrap();
@@ -165,14 +129,7 @@ async fn cancel_kills_the_whole_process_group() {
         &["w1"],
     )
     .await;
-    let id = m
-        .commission(
-            Request::nodes(["w1"])
-                .host_group("service-worker")
-                .vars(json!({"sleep_secs": 3600})),
-        )
-        .await
-        .unwrap();
+    let id = m.commission(blocking_commission(["w1"])).await.unwrap();
     let pids_file = out.path().join("pids");
     let pids: Vec<i32> = eventually("program blocking", WAIT, || {
         std::fs::read_to_string(&pids_file)
@@ -188,10 +145,7 @@ async fn cancel_kills_the_whole_process_group() {
     assert_eq!(node.status, NodeStatus::Failed);
     assert!(node.error.unwrap_or_default().contains("cancelled"));
     for pid in pids {
-        eventually(&format!("process {pid} killed"), WAIT, || {
-            gone(pid).then_some(())
-        })
-        .await;
+        common::killed(pid, WAIT).await;
     }
     m.shutdown().await;
 }
@@ -204,14 +158,7 @@ async fn the_timeout_stops_the_program() {
         ..config(out.path())
     };
     let m = manager(CommandPush::from_config(cfg).unwrap(), &["w1"]).await;
-    let id = m
-        .commission(
-            Request::nodes(["w1"])
-                .host_group("service-worker")
-                .vars(json!({"sleep_secs": 3600})),
-        )
-        .await
-        .unwrap();
+    let id = m.commission(blocking_commission(["w1"])).await.unwrap();
     let job = finished(&m, id).await;
     assert_eq!(job.status, JobStatus::Errored);
     assert!(job.failed["w1"].contains("timed out after 5s"), "{job:?}");

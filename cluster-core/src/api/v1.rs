@@ -221,75 +221,64 @@ async fn batch(s: &ApiState, body: BatchRequest, op: Op) -> ApiResult<Response> 
     submit(&s.manager, op, req).await
 }
 
-/// Commissions one node under a host group.
-#[utoipa::path(post, path = "/v1/nodes/{name}/commission", params(("name" = String, Path)),
-    request_body = NodeRequest, responses((status = 202, description = "Accepted; follow the job at /v1/jobs/{job}", body = Accepted),
-    (status = 400, description = "Bad input (malformed JSON, unknown field, wrong type, invalid value)", body = super::error::ErrorBody), (status = 404, description = "Unknown node or job", body = super::error::ErrorBody),
-    (status = 409, description = "Illegal transition, busy node or finished job", body = super::error::ErrorBody)))]
-pub(crate) async fn commission_node(
-    State(s): State<ApiState>,
-    Segment(name): Segment,
-    JsonBody(body): JsonBody<NodeRequest>,
-) -> ApiResult<Response> {
-    one(&s, name, body, Op::Commission).await
+/// Defines the two handlers of one lifecycle request: for the node named in the path
+/// and for a batch. They differ only in how the body becomes a [`Request`].
+macro_rules! lifecycle_handlers {
+    ($op:ident, $one:ident, $one_path:literal, $one_doc:literal,
+        $many:ident, $many_path:literal, $many_doc:literal) => {
+        #[doc = $one_doc]
+        #[utoipa::path(post, path = $one_path, params(("name" = String, Path)),
+            request_body = NodeRequest, responses((status = 202, description = "Accepted; follow the job at /v1/jobs/{job}", body = Accepted),
+            (status = 400, description = "Bad input (malformed JSON, unknown field, wrong type, invalid value)", body = super::error::ErrorBody), (status = 404, description = "Unknown node or job", body = super::error::ErrorBody),
+            (status = 409, description = "Illegal transition, busy node or finished job", body = super::error::ErrorBody)))]
+        pub(crate) async fn $one(
+            State(s): State<ApiState>,
+            Segment(name): Segment,
+            JsonBody(body): JsonBody<NodeRequest>,
+        ) -> ApiResult<Response> {
+            one(&s, name, body, Op::$op).await
+        }
+
+        #[doc = $many_doc]
+        #[utoipa::path(post, path = $many_path, request_body = BatchRequest,
+            responses((status = 202, description = "Accepted; follow the job at /v1/jobs/{job}", body = Accepted), (status = 400, description = "Bad input (malformed JSON, unknown field, wrong type, invalid value)", body = super::error::ErrorBody),
+            (status = 404, description = "Unknown node or job", body = super::error::ErrorBody), (status = 409, description = "Illegal transition, busy node or finished job", body = super::error::ErrorBody)))]
+        pub(crate) async fn $many(
+            State(s): State<ApiState>,
+            JsonBody(body): JsonBody<BatchRequest>,
+        ) -> ApiResult<Response> {
+            batch(&s, body, Op::$op).await
+        }
+    };
 }
 
-/// Decommissions one node.
-#[utoipa::path(post, path = "/v1/nodes/{name}/decommission", params(("name" = String, Path)),
-    request_body = NodeRequest, responses((status = 202, description = "Accepted; follow the job at /v1/jobs/{job}", body = Accepted),
-    (status = 404, description = "Unknown node or job", body = super::error::ErrorBody), (status = 409, description = "Illegal transition, busy node or finished job", body = super::error::ErrorBody)))]
-pub(crate) async fn decommission_node(
-    State(s): State<ApiState>,
-    Segment(name): Segment,
-    JsonBody(body): JsonBody<NodeRequest>,
-) -> ApiResult<Response> {
-    one(&s, name, body, Op::Decommission).await
-}
-
-/// Upgrades one node.
-#[utoipa::path(post, path = "/v1/nodes/{name}/upgrade", params(("name" = String, Path)),
-    request_body = NodeRequest, responses((status = 202, description = "Accepted; follow the job at /v1/jobs/{job}", body = Accepted),
-    (status = 404, description = "Unknown node or job", body = super::error::ErrorBody), (status = 409, description = "Illegal transition, busy node or finished job", body = super::error::ErrorBody)))]
-pub(crate) async fn upgrade_node(
-    State(s): State<ApiState>,
-    Segment(name): Segment,
-    JsonBody(body): JsonBody<NodeRequest>,
-) -> ApiResult<Response> {
-    one(&s, name, body, Op::Upgrade).await
-}
-
-/// Commissions several nodes in one job.
-#[utoipa::path(post, path = "/v1/nodes:commission", request_body = BatchRequest,
-    responses((status = 202, description = "Accepted; follow the job at /v1/jobs/{job}", body = Accepted), (status = 400, description = "Bad input (malformed JSON, unknown field, wrong type, invalid value)", body = super::error::ErrorBody),
-    (status = 404, description = "Unknown node or job", body = super::error::ErrorBody), (status = 409, description = "Illegal transition, busy node or finished job", body = super::error::ErrorBody)))]
-pub(crate) async fn commission_nodes(
-    State(s): State<ApiState>,
-    JsonBody(body): JsonBody<BatchRequest>,
-) -> ApiResult<Response> {
-    batch(&s, body, Op::Commission).await
-}
-
-/// Decommissions several nodes in one job.
-#[utoipa::path(post, path = "/v1/nodes:decommission", request_body = BatchRequest,
-    responses((status = 202, description = "Accepted; follow the job at /v1/jobs/{job}", body = Accepted), (status = 400, description = "Bad input (malformed JSON, unknown field, wrong type, invalid value)", body = super::error::ErrorBody),
-    (status = 404, description = "Unknown node or job", body = super::error::ErrorBody), (status = 409, description = "Illegal transition, busy node or finished job", body = super::error::ErrorBody)))]
-pub(crate) async fn decommission_nodes(
-    State(s): State<ApiState>,
-    JsonBody(body): JsonBody<BatchRequest>,
-) -> ApiResult<Response> {
-    batch(&s, body, Op::Decommission).await
-}
-
-/// Upgrades several nodes, all at once or rolling.
-#[utoipa::path(post, path = "/v1/nodes:upgrade", request_body = BatchRequest,
-    responses((status = 202, description = "Accepted; follow the job at /v1/jobs/{job}", body = Accepted), (status = 400, description = "Bad input (malformed JSON, unknown field, wrong type, invalid value)", body = super::error::ErrorBody),
-    (status = 404, description = "Unknown node or job", body = super::error::ErrorBody), (status = 409, description = "Illegal transition, busy node or finished job", body = super::error::ErrorBody)))]
-pub(crate) async fn upgrade_nodes(
-    State(s): State<ApiState>,
-    JsonBody(body): JsonBody<BatchRequest>,
-) -> ApiResult<Response> {
-    batch(&s, body, Op::Upgrade).await
-}
+lifecycle_handlers!(
+    Commission,
+    commission_node,
+    "/v1/nodes/{name}/commission",
+    "Commissions one node under a host group.",
+    commission_nodes,
+    "/v1/nodes:commission",
+    "Commissions several nodes in one job."
+);
+lifecycle_handlers!(
+    Decommission,
+    decommission_node,
+    "/v1/nodes/{name}/decommission",
+    "Decommissions one node.",
+    decommission_nodes,
+    "/v1/nodes:decommission",
+    "Decommissions several nodes in one job."
+);
+lifecycle_handlers!(
+    Upgrade,
+    upgrade_node,
+    "/v1/nodes/{name}/upgrade",
+    "Upgrades one node.",
+    upgrade_nodes,
+    "/v1/nodes:upgrade",
+    "Upgrades several nodes, all at once or rolling."
+);
 
 /// Enrolls hosts by address and runs the discover playbook on them.
 #[utoipa::path(post, path = "/v1/discover", request_body = DiscoverRequest,

@@ -12,15 +12,14 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use super::process::{self, Ended, JobDir, Limits};
-use super::{ConfigPush, LogSink};
+use super::process::{self, Bounds, JobDir, io_error, push_error};
+use super::{ConfigPush, LogSink, PerAction};
 use crate::error::{Error, Result};
 use crate::job::{HostResult, JobReport, JobSpec, PushAction};
 use crate::registry::{BuildFuture, PushFactory, parse_config};
@@ -29,32 +28,7 @@ use crate::registry::{BuildFuture, PushFactory, parse_config};
 const PASSED_ENV: [&str; 6] = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "TMPDIR"];
 
 /// The program and arguments of each action; an action left out is not supported.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Commands {
-    /// Makes hosts discoverable.
-    pub discover: Option<Vec<String>>,
-    /// Configures nodes for their role.
-    pub provision: Option<Vec<String>>,
-    /// Undoes provisioning.
-    pub cleanup: Option<Vec<String>>,
-    /// Upgrades nodes.
-    pub upgrade: Option<Vec<String>>,
-    /// Checks nodes.
-    pub verify: Option<Vec<String>>,
-}
-
-impl Commands {
-    fn get(&self, action: PushAction) -> Option<&Vec<String>> {
-        match action {
-            PushAction::Discover => self.discover.as_ref(),
-            PushAction::Provision => self.provision.as_ref(),
-            PushAction::Cleanup => self.cleanup.as_ref(),
-            PushAction::Upgrade => self.upgrade.as_ref(),
-            PushAction::Verify => self.verify.as_ref(),
-        }
-    }
-}
+pub type Commands = PerAction<Vec<String>>;
 
 /// Settings of [`CommandPush`] (the `command` push section of the daemon config).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -105,15 +79,7 @@ impl std::fmt::Debug for CommandConfig {
 #[derive(Debug, Clone)]
 pub struct CommandPush {
     config: CommandConfig,
-    timeout: Option<Duration>,
-    kill_grace: Duration,
-}
-
-fn push_error(action: PushAction, message: impl Into<String>) -> Error {
-    Error::Push {
-        action: action.to_string(),
-        message: message.into(),
-    }
+    bounds: Bounds,
 }
 
 /// One line of the results file.
@@ -137,19 +103,8 @@ impl CommandPush {
                 return Err(fail(format!("commands.{action} names no program")));
             }
         }
-        let secs = |field: &str, v: f64| {
-            Duration::try_from_secs_f64(v).map_err(|e| fail(format!("{field}: {e}")))
-        };
-        let timeout = config
-            .timeout_secs
-            .map(|t| secs("timeout_secs", t))
-            .transpose()?;
-        let kill_grace = secs("kill_grace_secs", config.kill_grace_secs)?;
-        Ok(CommandPush {
-            config,
-            timeout,
-            kill_grace,
-        })
+        let bounds = Bounds::from_secs("command", config.timeout_secs, config.kill_grace_secs)?;
+        Ok(CommandPush { config, bounds })
     }
 
     /// The program and arguments of `action`, the program resolved.
@@ -186,8 +141,7 @@ impl ConfigPush for CommandPush {
         let action = spec.action;
         let job = spec.job;
         let (program, args) = self.command(action)?;
-        let io =
-            |what: &str, e: std::io::Error| push_error(action, format!("job {job}: {what}: {e}"));
+        let io = |doing: &str, e| io_error(action, job, doing, e);
         let dir = JobDir::create(self.config.temp_dir.as_deref(), "command", job)
             .map_err(|e| io("cannot create the run directory", e))?;
         let results_file = dir
@@ -219,32 +173,9 @@ impl ConfigPush for CommandPush {
             program.display(),
             spec.hosts.len()
         ));
-        let limits = Limits {
-            cancel: spec.cancel.clone(),
-            timeout: self.timeout.or(spec.timeout),
-            kill_grace: self.kill_grace,
-        };
-        let finished = process::run(cmd, Some(input), &log, &limits)
-            .await
-            .map_err(|e| io(&format!("cannot start {}", program.display()), e))?;
-        let status = match finished.ended {
-            Ended::Exited(s) => s,
-            Ended::Cancelled => {
-                return Err(push_error(
-                    action,
-                    format!("job {job} cancelled; command stopped"),
-                ));
-            }
-            Ended::TimedOut(after) => {
-                return Err(push_error(
-                    action,
-                    format!(
-                        "job {job} timed out after {}s; command stopped",
-                        after.as_secs_f64()
-                    ),
-                ));
-            }
-        };
+        let limits = self.bounds.limits(&spec.cancel, spec.timeout);
+        let (status, _) =
+            process::run_job(cmd, Some(input), &log, &limits, action, job, "command").await?;
         let mut reported: BTreeMap<String, HostResult> = BTreeMap::new();
         let text = std::fs::read_to_string(&results_file).unwrap_or_default();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {

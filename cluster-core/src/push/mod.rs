@@ -1,9 +1,10 @@
 //! The `ConfigPush` trait (Ansible in production) and the job log a push writes to.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::job::{JobReport, JobSpec};
+use crate::job::{JobReport, JobSpec, PushAction};
 
 pub mod ansible;
 pub mod command;
@@ -32,4 +33,47 @@ pub trait ConfigPush: Send + Sync + std::fmt::Debug {
     /// as a whole could not run, and the manager fails every host with its message.
     /// Output lines go to `log`. When `spec.cancel` fires the push stops its work.
     async fn run(&self, spec: JobSpec, log: LogSink) -> Result<JobReport>;
+}
+
+/// One optional setting per push action (a playbook, a command, ...); an action left out
+/// falls back to what the push does without one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerAction<T> {
+    /// For `discover`: makes hosts discoverable (installs and starts the agent).
+    pub discover: Option<T>,
+    /// For `provision`: configures nodes for their role.
+    pub provision: Option<T>,
+    /// For `cleanup`: undoes provisioning.
+    pub cleanup: Option<T>,
+    /// For `upgrade`: upgrades the installed software.
+    pub upgrade: Option<T>,
+    /// For `verify`: checks nodes still match their configuration.
+    pub verify: Option<T>,
+}
+
+// Not derived: that would ask `T: Default`, which an empty set does not need.
+impl<T> Default for PerAction<T> {
+    fn default() -> Self {
+        PerAction {
+            discover: None,
+            provision: None,
+            cleanup: None,
+            upgrade: None,
+            verify: None,
+        }
+    }
+}
+
+impl<T> PerAction<T> {
+    /// The setting of `action`, when there is one.
+    pub fn get(&self, action: PushAction) -> Option<&T> {
+        match action {
+            PushAction::Discover => self.discover.as_ref(),
+            PushAction::Provision => self.provision.as_ref(),
+            PushAction::Cleanup => self.cleanup.as_ref(),
+            PushAction::Upgrade => self.upgrade.as_ref(),
+            PushAction::Verify => self.verify.as_ref(),
+        }
+    }
 }

@@ -20,7 +20,8 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use super::LogSink;
-use crate::job::JobId;
+use crate::error::{Error, Result};
+use crate::job::{JobId, PushAction};
 
 /// Lines of stderr kept for the message of a run that failed as a whole.
 const STDERR_TAIL: usize = 8;
@@ -113,6 +114,55 @@ pub(crate) struct Limits {
     pub timeout: Option<Duration>,
     /// Time between SIGTERM and SIGKILL to the process group.
     pub kill_grace: Duration,
+}
+
+/// The limits a process-based push is configured with, checked when it is built.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    timeout: Option<Duration>,
+    kill_grace: Duration,
+}
+
+impl Bounds {
+    /// Checks the `timeout_secs` and `kill_grace_secs` settings of push `component`.
+    pub fn from_secs(
+        component: &str,
+        timeout_secs: Option<f64>,
+        kill_grace_secs: f64,
+    ) -> Result<Self> {
+        let secs = |field: &str, v: f64| {
+            Duration::try_from_secs_f64(v).map_err(|e| Error::Config {
+                component: component.into(),
+                message: format!("{field}: {e}"),
+            })
+        };
+        Ok(Bounds {
+            timeout: timeout_secs.map(|t| secs("timeout_secs", t)).transpose()?,
+            kill_grace: secs("kill_grace_secs", kill_grace_secs)?,
+        })
+    }
+
+    /// The limits of one run: the configured timeout, else the job's own.
+    pub fn limits(&self, cancel: &CancellationToken, job_timeout: Option<Duration>) -> Limits {
+        Limits {
+            cancel: cancel.clone(),
+            timeout: self.timeout.or(job_timeout),
+            kill_grace: self.kill_grace,
+        }
+    }
+}
+
+/// The error of a push that could not run `action` as a whole.
+pub(crate) fn push_error(action: PushAction, message: impl Into<String>) -> Error {
+    Error::Push {
+        action: action.to_string(),
+        message: message.into(),
+    }
+}
+
+/// A push error for job `job` that failed `doing` something on the local machine.
+pub(crate) fn io_error(action: PushAction, job: JobId, doing: &str, e: io::Error) -> Error {
+    push_error(action, format!("job {job}: {doing}: {e}"))
 }
 
 /// How a run ended.
@@ -280,6 +330,43 @@ async fn forward(
                 log.line(line);
             }
         }
+    }
+}
+
+/// Runs `cmd` for job `job` like [`run`]. A program that cannot be started, a cancelled
+/// job and a timeout are push errors naming the job and the stopped `what`; otherwise
+/// the exit status and the last lines of stderr.
+pub(crate) async fn run_job(
+    cmd: Command,
+    stdin: Option<Vec<u8>>,
+    log: &LogSink,
+    limits: &Limits,
+    action: PushAction,
+    job: JobId,
+    what: &str,
+) -> Result<(ExitStatus, Vec<String>)> {
+    let program = Path::new(cmd.as_std().get_program()).to_path_buf();
+    let finished = run(cmd, stdin, log, limits).await.map_err(|e| {
+        io_error(
+            action,
+            job,
+            &format!("cannot start {}", program.display()),
+            e,
+        )
+    })?;
+    match finished.ended {
+        Ended::Exited(status) => Ok((status, finished.stderr_tail)),
+        Ended::Cancelled => Err(push_error(
+            action,
+            format!("job {job} cancelled; {what} stopped"),
+        )),
+        Ended::TimedOut(after) => Err(push_error(
+            action,
+            format!(
+                "job {job} timed out after {}s; {what} stopped",
+                after.as_secs_f64()
+            ),
+        )),
     }
 }
 

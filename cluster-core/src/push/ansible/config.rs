@@ -7,35 +7,10 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::InventoryGroups;
-use crate::job::PushAction;
+use crate::push::PerAction;
 
 /// The playbook of each action; actions left out use the site playbook.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Playbooks {
-    /// Installs and starts the discovery agent.
-    pub discover: Option<PathBuf>,
-    /// Configures a node for its role.
-    pub provision: Option<PathBuf>,
-    /// Undoes provisioning.
-    pub cleanup: Option<PathBuf>,
-    /// Upgrades the installed software.
-    pub upgrade: Option<PathBuf>,
-    /// Checks a node still matches its configuration.
-    pub verify: Option<PathBuf>,
-}
-
-impl Playbooks {
-    pub(super) fn get(&self, action: PushAction) -> Option<&PathBuf> {
-        match action {
-            PushAction::Discover => self.discover.as_ref(),
-            PushAction::Provision => self.provision.as_ref(),
-            PushAction::Cleanup => self.cleanup.as_ref(),
-            PushAction::Upgrade => self.upgrade.as_ref(),
-            PushAction::Verify => self.verify.as_ref(),
-        }
-    }
-}
+pub type Playbooks = PerAction<PathBuf>;
 
 /// Settings of [`AnsiblePush`] (the `ansible` push section of the daemon config).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]

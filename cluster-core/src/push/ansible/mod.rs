@@ -26,7 +26,6 @@ mod results;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -35,7 +34,7 @@ use tokio::process::Command;
 pub use config::{AnsibleConfig, Playbooks};
 pub use inventory::InventoryGroups;
 
-use super::process::{self, Ended, JobDir, Limits};
+use super::process::{self, Bounds, JobDir, io_error, push_error};
 use super::{ConfigPush, LogSink};
 use crate::error::{Error, Result};
 use crate::job::{HostResult, JobReport, JobSpec, PushAction};
@@ -64,15 +63,7 @@ const PASSED_ENV: [&str; 10] = [
 #[derive(Debug, Clone)]
 pub struct AnsiblePush {
     config: AnsibleConfig,
-    timeout: Option<Duration>,
-    kill_grace: Duration,
-}
-
-fn seconds(field: &str, v: f64) -> Result<Duration> {
-    Duration::try_from_secs_f64(v).map_err(|e| Error::Config {
-        component: "ansible".into(),
-        message: format!("{field}: {e}"),
-    })
+    bounds: Bounds,
 }
 
 impl AnsiblePush {
@@ -97,16 +88,8 @@ impl AnsiblePush {
                 "no playbook configured: set playbooks.<action> or site_playbook",
             ));
         }
-        let timeout = config
-            .timeout_secs
-            .map(|t| seconds("timeout_secs", t))
-            .transpose()?;
-        let kill_grace = seconds("kill_grace_secs", config.kill_grace_secs)?;
-        Ok(AnsiblePush {
-            config,
-            timeout,
-            kill_grace,
-        })
+        let bounds = Bounds::from_secs("ansible", config.timeout_secs, config.kill_grace_secs)?;
+        Ok(AnsiblePush { config, bounds })
     }
 
     /// The settings in force.
@@ -209,13 +192,6 @@ impl AnsiblePush {
     }
 }
 
-fn push_error(action: PushAction, message: impl Into<String>) -> Error {
-    Error::Push {
-        action: action.to_string(),
-        message: message.into(),
-    }
-}
-
 #[async_trait]
 impl ConfigPush for AnsiblePush {
     fn name(&self) -> &str {
@@ -256,8 +232,7 @@ impl ConfigPush for AnsiblePush {
             return Ok(report);
         }
 
-        let io =
-            |what: &str, e: std::io::Error| push_error(action, format!("job {job}: {what}: {e}"));
+        let io = |doing: &str, e| io_error(action, job, doing, e);
         let dir = JobDir::create(self.config.temp_dir.as_deref(), "ansible", job)
             .map_err(|e| io("cannot create the run directory", e))?;
         let split = inventory::split_vars(&hosts);
@@ -322,32 +297,9 @@ impl ConfigPush for AnsiblePush {
             hosts.len()
         ));
         tracing::info!(job = %job, action = %action, hosts = hosts.len(), playbook = %playbook.display(), "running ansible-playbook");
-        let limits = Limits {
-            cancel: spec.cancel.clone(),
-            timeout: self.timeout.or(spec.timeout),
-            kill_grace: self.kill_grace,
-        };
-        let finished = process::run(cmd, None, &log, &limits)
-            .await
-            .map_err(|e| io(&format!("cannot start {}", program.display()), e))?;
-        let status = match finished.ended {
-            Ended::Exited(status) => status,
-            Ended::Cancelled => {
-                return Err(push_error(
-                    action,
-                    format!("job {job} cancelled; ansible-playbook stopped"),
-                ));
-            }
-            Ended::TimedOut(after) => {
-                return Err(push_error(
-                    action,
-                    format!(
-                        "job {job} timed out after {}s; ansible-playbook stopped",
-                        after.as_secs_f64()
-                    ),
-                ));
-            }
-        };
+        let limits = self.bounds.limits(&spec.cancel, spec.timeout);
+        let (status, stderr_tail) =
+            process::run_job(cmd, None, &log, &limits, action, job, "ansible-playbook").await?;
         let output = std::fs::read_to_string(&results_file).unwrap_or_default();
         let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
         match results::report(&names, &output, status.code()) {
@@ -360,7 +312,7 @@ impl ConfigPush for AnsiblePush {
                 format!(
                     "job {job}: ansible-playbook ended with {}: {reason}{}",
                     process::describe(&status),
-                    tail_text(&finished.stderr_tail)
+                    tail_text(&stderr_tail)
                 ),
             )),
         }
