@@ -247,9 +247,7 @@ macro_rules! client_class {
                 batch_size: Option<usize>,
                 max_failures: Option<usize>,
             ) -> PyResult<Py<PyAny>> {
-                let names = Names::extract(nodes)?;
-                let batch = matches!(names, Names::Many(_));
-                let req = request::build(names.into_vec(), host_group, extra_vars, batch_size, max_failures)?;
+                let (req, batch) = request::lifecycle(nodes, host_group, extra_vars, batch_size, max_failures)?;
                 let h = self.http.clone();
                 $run(py, async move { h.lifecycle(op, req, batch).await })
             }

@@ -176,8 +176,7 @@ impl Manager {
         host_group: Option<String>,
         extra_vars: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
-        let names = Names::extract(nodes)?.into_vec();
-        let req = request::build(names, host_group, extra_vars, None, None)?;
+        let (req, _) = request::lifecycle(nodes, host_group, extra_vars, None, None)?;
         self.run(py, core::JobKind::Commission, req)
     }
 
@@ -189,8 +188,7 @@ impl Manager {
         nodes: &Bound<'_, PyAny>,
         extra_vars: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
-        let names = Names::extract(nodes)?.into_vec();
-        let req = request::build(names, None, extra_vars, None, None)?;
+        let (req, _) = request::lifecycle(nodes, None, extra_vars, None, None)?;
         self.run(py, core::JobKind::Decommission, req)
     }
 
@@ -206,8 +204,7 @@ impl Manager {
         batch_size: Option<usize>,
         max_failures: Option<usize>,
     ) -> PyResult<u64> {
-        let names = Names::extract(nodes)?.into_vec();
-        let req = request::build(names, host_group, extra_vars, batch_size, max_failures)?;
+        let (req, _) = request::lifecycle(nodes, host_group, extra_vars, batch_size, max_failures)?;
         self.run(py, core::JobKind::Upgrade, req)
     }
 

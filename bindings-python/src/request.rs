@@ -34,8 +34,29 @@ impl Names {
     }
 }
 
+/// The core request of a lifecycle call on `nodes` (a `str` or a list), and whether it
+/// named a list (the batch route).
+pub fn lifecycle(
+    nodes: &Bound<'_, PyAny>,
+    host_group: Option<String>,
+    extra_vars: Option<&Bound<'_, PyAny>>,
+    batch_size: Option<usize>,
+    max_failures: Option<usize>,
+) -> PyResult<(Request, bool)> {
+    let names = Names::extract(nodes)?;
+    let batch = matches!(names, Names::Many(_));
+    let req = build(
+        names.into_vec(),
+        host_group,
+        extra_vars,
+        batch_size,
+        max_failures,
+    )?;
+    Ok((req, batch))
+}
+
 /// Builds the core request; rolling options need a batch size.
-pub fn build(
+fn build(
     nodes: Vec<String>,
     host_group: Option<String>,
     extra_vars: Option<&Bound<'_, PyAny>>,

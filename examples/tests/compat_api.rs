@@ -50,17 +50,26 @@ fn assert_shape(want: &Value, got: &Value, at: &str) {
 }
 
 async fn post_ok(raw: &common::Raw, path: &str, body: &Value) {
-    let resp = raw
-        .req("POST", path)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+    let resp = raw.post_json(path, body).await;
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
     assert_eq!(status, 200, "{path}: {text}");
     assert!(text.is_empty(), "Contiv answers an empty body: {text}");
+}
+
+/// Posts Contiv's monitor-event fixture and waits until both of its nodes are listed.
+async fn monitor_event(raw: &common::Raw) {
+    post_ok(
+        raw,
+        "/monitor/event",
+        &fixture("monitor_event_request.json"),
+    )
+    .await;
+    eventually("monitor event applied", || async {
+        let (_, nodes) = raw.get("/info/nodes").await;
+        (nodes.as_object().map(|m| m.len()) == Some(2)).then_some(())
+    })
+    .await;
 }
 
 async fn last_job(raw: &common::Raw) -> Value {
@@ -73,17 +82,7 @@ async fn contiv_requests_and_response_shapes() {
     let d = Daemon::start(DaemonSpec::default());
     let raw = d.http();
 
-    post_ok(
-        &raw,
-        "/monitor/event",
-        &fixture("monitor_event_request.json"),
-    )
-    .await;
-    eventually("monitor event applied", || async {
-        let (_, nodes) = raw.get("/info/nodes").await;
-        (nodes.as_object().map(|m| m.len()) == Some(2)).then_some(())
-    })
-    .await;
+    monitor_event(&raw).await;
 
     post_ok(&raw, "/globals", &fixture("globals_request.json")).await;
     let (s, globals) = raw.get("/info/globals").await;
@@ -218,16 +217,7 @@ async fn contiv_requests_and_response_shapes() {
 async fn a_finished_contiv_job_log_is_served_whole() {
     let d = Daemon::start(DaemonSpec::default());
     let raw = d.http();
-    post_ok(
-        &raw,
-        "/monitor/event",
-        &fixture("monitor_event_request.json"),
-    )
-    .await;
-    eventually("nodes", || async {
-        (raw.get("/info/node/node2").await.0 == 200).then_some(())
-    })
-    .await;
+    monitor_event(&raw).await;
     post_ok(
         &raw,
         "/commission/nodes",

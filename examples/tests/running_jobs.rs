@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{Daemon, DaemonSpec, discover_nodes, eventually, wait_job};
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn gated(gate: &Path) -> DaemonSpec {
     let script = format!(
@@ -102,16 +102,7 @@ async fn logs_are_followed_while_the_job_runs() {
         .await
         .expect("stream ends with the job");
     assert_eq!(events.last().map(|(e, _)| e.as_str()), Some("end"));
-    let texts: Vec<String> = events
-        .iter()
-        .filter(|(e, _)| e == "line")
-        .map(|(_, d)| {
-            serde_json::from_str::<Value>(d).unwrap()["text"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let texts = common::line_texts(&events);
     assert!(
         texts
             .iter()

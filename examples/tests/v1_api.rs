@@ -150,16 +150,7 @@ async fn every_v1_route_over_http() {
         evs.iter().any(|(e, _)| e == "end")
     })
     .await;
-    let texts: Vec<String> = streamed
-        .iter()
-        .filter(|(e, _)| e == "line")
-        .map(|(_, d)| {
-            serde_json::from_str::<Value>(d).unwrap()["text"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let texts = common::line_texts(&streamed);
     let expected: Vec<String> = lines
         .iter()
         .map(|l| l["text"].as_str().unwrap().to_owned())

@@ -209,6 +209,30 @@ impl Raw {
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         self.call("POST", path, Some(&body.to_string())).await
     }
+
+    /// POSTs `body` as JSON to `path`; the response, for checks on headers or raw text.
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.req("POST", path)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The texts of the `line` events of a streamed job log.
+pub fn line_texts(events: &[(String, String)]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|(e, _)| e == "line")
+        .map(|(_, d)| {
+            serde_json::from_str::<Value>(d).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
 }
 
 /// Whether `url` answers 200 (plain blocking HTTP, for start-up polling).
@@ -296,13 +320,7 @@ pub async fn snapshot(raw: &Raw) -> Value {
 
 /// Posts `body` to `path`, expects 202 with a Location header; returns the job id.
 pub async fn accepted(raw: &Raw, path: &str, body: Value) -> u64 {
-    let resp = raw
-        .req("POST", path)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+    let resp = raw.post_json(path, &body).await;
     assert_eq!(resp.status().as_u16(), 202, "{path}");
     let location = resp.headers()["location"].to_str().unwrap().to_owned();
     let v: Value = resp.json().await.unwrap();
