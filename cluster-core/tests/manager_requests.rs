@@ -438,6 +438,17 @@ async fn discover_enrolls_addresses_and_discovery_completes_them() {
         gone.iter()
             .any(|e| e.node == "node-b.example" && e.kind == EventKind::Removed)
     );
+
+    // Enrolling the address again would only leave a placeholder behind: refused.
+    let jobs_before = m.jobs().await.unwrap().len();
+    let e = m
+        .discover(vec!["node-b.example".into()], json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_input");
+    assert!(e.to_string().contains("\"web-1\""), "{e}");
+    assert!(m.node("node-b.example").is_err(), "no placeholder");
+    assert_eq!(m.jobs().await.unwrap().len(), jobs_before, "no job");
 }
 
 #[tokio::test]

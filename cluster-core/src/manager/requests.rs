@@ -272,6 +272,16 @@ impl Inner {
         }
         self.push.preflight(PushAction::Discover).await?;
         let mut ws = self.write.lock().await;
+        // An address that discovery already reported under a node's own name is that
+        // node: a placeholder for it would never be completed and would linger as `New`.
+        if let Some((addr, owner)) = read(&self.nodes).values().find_map(|n| {
+            (n.name != n.addr && addrs.contains(&n.addr)).then(|| (n.addr.clone(), n.name.clone()))
+        }) {
+            return Err(Error::invalid(
+                "addrs",
+                format!("{addr} is already node {owner:?}; enroll only unknown addresses"),
+            ));
+        }
         for a in &addrs {
             if let Some(job) = ws.busy.get(a) {
                 return Err(Error::NodeBusy {
