@@ -91,6 +91,18 @@ def wait_for(check, what, proc=None, timeout=START_TIMEOUT):
         time.sleep(0.05)
 
 
+def eventually(check, timeout=60.0, what="condition"):
+    """Polls `check` until it returns a truthy value, which it returns."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(0.02)
+
+
 def tcp_open(addr):
     host, port = addr.rsplit(":", 1)
     try:

@@ -2,25 +2,14 @@
 with real agents, no-op push) started by the test on loopback."""
 
 import asyncio
-import time
 
 import pytest
 
 import clusterm
 from clusterm import JobStatus, NodeStatus
+from conftest import eventually
 
 WAIT = 60.0
-
-
-def eventually(check, timeout=WAIT, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

@@ -3,26 +3,14 @@ discovery sources, job logs, cancellation, and the inventory it exports."""
 
 import datetime
 import threading
-import time
 
 import pytest
 
 import clusterm
 from clusterm import MembershipKind, Member, NodeStatus, JobStatus
+from conftest import eventually
 
 WAIT = 60.0
-
-
-def eventually(check, timeout=WAIT, what="condition"):
-    """Polls `check` until it returns a truthy value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(0.02)
 
 
 class RecordingPush:

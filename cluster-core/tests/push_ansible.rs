@@ -13,7 +13,7 @@ use cluster_core::manager::{ManagerConfig, Request};
 use cluster_core::push::ansible::{AnsibleConfig, AnsiblePush, Playbooks};
 use cluster_core::testkit::eventually;
 use cluster_core::{ConfigPush, Job, JobId, JobStatus, Manager, MemoryStore, NodeStatus, registry};
-use common::{blocking_commission, discovered, gone, killed, manager, quick_cancel};
+use common::{blocking_commission, discovered, gone, killed, manager, quick_cancel, workers};
 use serde_json::{Value, json};
 
 /// Generous: ansible-playbook takes seconds on a loaded machine.
@@ -144,11 +144,7 @@ async fn vars_precedence_and_groups_reach_the_playbook() {
         log_text(&m, id)
     );
     let id = m
-        .commission(
-            Request::nodes(["w1", "w2"])
-                .host_group("service-worker")
-                .vars(json!({"c": "r"})),
-        )
+        .commission(workers(["w1", "w2"]).vars(json!({"c": "r"})))
         .await
         .unwrap();
     let job = finished(&m, id).await;
@@ -186,11 +182,7 @@ async fn a_failing_host_fails_only_its_node_and_the_log_is_streamed() {
         .start(env.config(), quick_cancel(), &["w1", "w2", "w3"], json!({}))
         .await;
     let id = m
-        .commission(
-            Request::nodes(["w1", "w2", "w3"])
-                .host_group("service-worker")
-                .vars(json!({"fail_on": ["w2"]})),
-        )
+        .commission(workers(["w1", "w2", "w3"]).vars(json!({"fail_on": ["w2"]})))
         .await
         .unwrap();
     let job = finished(&m, id).await;
@@ -347,10 +339,7 @@ async fn thirty_nodes_are_one_ansible_playbook_run() {
     let m = env
         .start(config, quick_cancel(), &refs, json!({"a": "batch"}))
         .await;
-    let id = m
-        .commission(Request::nodes(names.clone()).host_group("service-worker"))
-        .await
-        .unwrap();
+    let id = m.commission(workers(names.clone())).await.unwrap();
     let job = finished(&m, id).await;
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
     let runs = std::fs::read_to_string(env.path("runs")).unwrap();
@@ -407,10 +396,7 @@ async fn the_site_playbook_runs_each_action_by_tag() {
     let m = env
         .start(config, quick_cancel(), &["w1"], json!({"a": "site"}))
         .await;
-    let id = m
-        .commission(Request::nodes(["w1"]).host_group("service-worker"))
-        .await
-        .unwrap();
+    let id = m.commission(workers(["w1"])).await.unwrap();
     assert_eq!(finished(&m, id).await.status, JobStatus::Complete);
     assert_eq!(env.seen("w1", "site-provision")["vars"]["a"], "site");
     assert!(!env.path("out").join("w1.site-cleanup.json").exists());
@@ -434,10 +420,7 @@ async fn a_missing_program_or_playbook_is_refused_before_anything_changes() {
     )
     .await;
     discovered(&m, &["w1"]).await;
-    let err = m
-        .commission(Request::nodes(["w1"]).host_group("service-worker"))
-        .await
-        .unwrap_err();
+    let err = m.commission(workers(["w1"])).await.unwrap_err();
     assert_eq!(err.code(), "push");
     assert!(
         err.to_string().contains("no-such-ansible-playbook"),
@@ -458,10 +441,7 @@ async fn a_missing_program_or_playbook_is_refused_before_anything_changes() {
     let m = env
         .start(no_playbook, quick_cancel(), &["w1"], json!({}))
         .await;
-    let id = m
-        .commission(Request::nodes(["w1"]).host_group("service-worker"))
-        .await
-        .unwrap();
+    let id = m.commission(workers(["w1"])).await.unwrap();
     assert_eq!(finished(&m, id).await.status, JobStatus::Complete);
     let err = m.decommission(Request::nodes(["w1"])).await.unwrap_err();
     assert!(err.to_string().contains("missing-cleanup.yml"), "{err}");

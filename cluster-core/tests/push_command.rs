@@ -12,7 +12,7 @@ use cluster_core::manager::Request;
 use cluster_core::push::command::{CommandConfig, CommandPush, Commands};
 use cluster_core::testkit::eventually;
 use cluster_core::{ConfigPush, Job, JobId, JobStatus, Manager, NodeStatus, PushAction, registry};
-use common::{blocking_commission, discovered, quick_cancel};
+use common::{blocking_commission, discovered, quick_cancel, workers};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -44,6 +44,11 @@ async fn manager(push: CommandPush, names: &[&str]) -> Manager {
     m
 }
 
+/// A manager pushing with the fixture program, its output going to `out`.
+async fn started(out: &Path, names: &[&str]) -> Manager {
+    manager(CommandPush::from_config(config(out)).unwrap(), names).await
+}
+
 async fn finished(m: &Manager, id: JobId) -> Job {
     common::finished(m, id, WAIT).await
 }
@@ -56,20 +61,12 @@ fn received(out: &Path, id: JobId, action: &str) -> Value {
 #[tokio::test]
 async fn the_program_gets_the_spec_on_stdin_and_reports_per_host() {
     let out = tempfile::tempdir().unwrap();
-    let m = manager(
-        CommandPush::from_config(config(out.path())).unwrap(),
-        &["w1", "w2"],
-    )
-    .await;
+    let m = started(out.path(), &["w1", "w2"]).await;
     m.set_globals(json!({"g": 1})).await.unwrap();
     m.set_node_vars("w2", json!({"fail": true})).await.unwrap();
     let evil = "it's \"$(id)\" `id` {{ x }}\nline two";
     let id = m
-        .commission(
-            Request::nodes(["w1", "w2"])
-                .host_group("service-worker")
-                .vars(json!({"evil": evil})),
-        )
+        .commission(workers(["w1", "w2"]).vars(json!({"evil": evil})))
         .await
         .unwrap();
     let job = finished(&m, id).await;
@@ -99,17 +96,9 @@ async fn the_program_gets_the_spec_on_stdin_and_reports_per_host() {
 #[tokio::test]
 async fn a_failing_exit_fails_the_hosts_it_did_not_report() {
     let out = tempfile::tempdir().unwrap();
-    let m = manager(
-        CommandPush::from_config(config(out.path())).unwrap(),
-        &["w1", "w2"],
-    )
-    .await;
+    let m = started(out.path(), &["w1", "w2"]).await;
     let id = m
-        .commission(
-            Request::nodes(["w1", "w2"])
-                .host_group("service-worker")
-                .vars(json!({"exit_code": 3})),
-        )
+        .commission(workers(["w1", "w2"]).vars(json!({"exit_code": 3})))
         .await
         .unwrap();
     let job = finished(&m, id).await;
@@ -124,11 +113,7 @@ async fn a_failing_exit_fails_the_hosts_it_did_not_report() {
 #[tokio::test]
 async fn cancel_kills_the_whole_process_group() {
     let out = tempfile::tempdir().unwrap();
-    let m = manager(
-        CommandPush::from_config(config(out.path())).unwrap(),
-        &["w1"],
-    )
-    .await;
+    let m = started(out.path(), &["w1"]).await;
     let id = m.commission(blocking_commission(["w1"])).await.unwrap();
     let pids_file = out.path().join("pids");
     let pids: Vec<i32> = eventually("program blocking", WAIT, || {
@@ -169,15 +154,8 @@ async fn the_timeout_stops_the_program() {
 #[tokio::test]
 async fn unconfigured_actions_and_missing_programs_are_refused_up_front() {
     let out = tempfile::tempdir().unwrap();
-    let m = manager(
-        CommandPush::from_config(config(out.path())).unwrap(),
-        &["w1"],
-    )
-    .await;
-    let id = m
-        .commission(Request::nodes(["w1"]).host_group("service-worker"))
-        .await
-        .unwrap();
+    let m = started(out.path(), &["w1"]).await;
+    let id = m.commission(workers(["w1"])).await.unwrap();
     assert_eq!(finished(&m, id).await.status, JobStatus::Complete);
     let err = m.upgrade(Request::nodes(["w1"])).await.unwrap_err();
     assert_eq!(err.code(), "push");
@@ -198,10 +176,7 @@ async fn unconfigured_actions_and_missing_programs_are_refused_up_front() {
         ..CommandConfig::default()
     };
     let m = manager(CommandPush::from_config(missing).unwrap(), &["w1"]).await;
-    let err = m
-        .commission(Request::nodes(["w1"]).host_group("service-worker"))
-        .await
-        .unwrap_err();
+    let err = m.commission(workers(["w1"])).await.unwrap_err();
     assert!(
         err.to_string().contains("/nonexistent/clusterm-push"),
         "{err}"

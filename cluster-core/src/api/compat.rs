@@ -16,10 +16,10 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::ApiState;
 use super::error::{ApiError, ApiResult, JsonBody, Segment};
 use super::sse::spilled_lines;
 use super::v1::resolve_job;
+use super::{ApiState, Lifecycle};
 use crate::event::{EventKind, MembershipEvent, MembershipKind, NodeEvent};
 use crate::job::{Job, JobStatus};
 use crate::manager::{Manager, Request};
@@ -30,9 +30,18 @@ use crate::vars;
 /// Routes of the Contiv-compatible API.
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/commission/nodes", post(commission))
-        .route("/decommission/nodes", post(decommission))
-        .route("/update/nodes", post(update))
+        .route(
+            "/commission/nodes",
+            post(|s, r| lifecycle(s, r, Lifecycle::Commission)),
+        )
+        .route(
+            "/decommission/nodes",
+            post(|s, r| lifecycle(s, r, Lifecycle::Decommission)),
+        )
+        .route(
+            "/update/nodes",
+            post(|s, r| lifecycle(s, r, Lifecycle::Upgrade)),
+        )
         .route("/discover/nodes", post(discover))
         .route("/globals", post(set_globals))
         .route("/monitor/event", post(monitor_event))
@@ -115,27 +124,12 @@ fn lifecycle_request(req: CompatRequest) -> ApiResult<Request> {
     })
 }
 
-async fn commission(
+async fn lifecycle(
     State(s): State<ApiState>,
     JsonBody(req): JsonBody<CompatRequest>,
+    op: Lifecycle,
 ) -> ApiResult<Response> {
-    s.manager.commission(lifecycle_request(req)?).await?;
-    Ok(ok())
-}
-
-async fn decommission(
-    State(s): State<ApiState>,
-    JsonBody(req): JsonBody<CompatRequest>,
-) -> ApiResult<Response> {
-    s.manager.decommission(lifecycle_request(req)?).await?;
-    Ok(ok())
-}
-
-async fn update(
-    State(s): State<ApiState>,
-    JsonBody(req): JsonBody<CompatRequest>,
-) -> ApiResult<Response> {
-    s.manager.upgrade(lifecycle_request(req)?).await?;
+    op.submit(&s.manager, lifecycle_request(req)?).await?;
     Ok(ok())
 }
 

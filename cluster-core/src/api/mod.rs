@@ -24,8 +24,28 @@ use axum::routing::get;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::manager::Manager;
+use crate::job::JobId;
+use crate::manager::{Manager, Request as LifecycleRequest};
 pub use error::{ApiError, ApiResult};
+
+/// The lifecycle requests both APIs carry; their routes differ only in which one they make.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Lifecycle {
+    Commission,
+    Decommission,
+    Upgrade,
+}
+
+impl Lifecycle {
+    /// Hands `req` to the manager as this request; the job that carries it out.
+    async fn submit(self, manager: &Manager, req: LifecycleRequest) -> ApiResult<JobId> {
+        Ok(match self {
+            Lifecycle::Commission => manager.commission(req).await?,
+            Lifecycle::Decommission => manager.decommission(req).await?,
+            Lifecycle::Upgrade => manager.upgrade(req).await?,
+        })
+    }
+}
 
 /// Settings of the HTTP API.
 #[derive(Clone)]

@@ -10,9 +10,9 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::ApiState;
 use super::error::{ApiError, ApiResult, JsonBody, QueryParams, Segment};
 use super::sse;
+use super::{ApiState, Lifecycle};
 use crate::cluster::Cluster;
 use crate::event::NodeEvent;
 use crate::job::{Job, JobId, Rolling};
@@ -185,23 +185,11 @@ pub(crate) async fn node_events(
     ))
 }
 
-#[derive(Clone, Copy)]
-enum Op {
-    Commission,
-    Decommission,
-    Upgrade,
+async fn submit(manager: &Manager, op: Lifecycle, req: Request) -> ApiResult<Response> {
+    Ok(accepted(op.submit(manager, req).await?))
 }
 
-async fn submit(manager: &Manager, op: Op, req: Request) -> ApiResult<Response> {
-    let id = match op {
-        Op::Commission => manager.commission(req).await?,
-        Op::Decommission => manager.decommission(req).await?,
-        Op::Upgrade => manager.upgrade(req).await?,
-    };
-    Ok(accepted(id))
-}
-
-async fn one(s: &ApiState, name: String, body: NodeRequest, op: Op) -> ApiResult<Response> {
+async fn one(s: &ApiState, name: String, body: NodeRequest, op: Lifecycle) -> ApiResult<Response> {
     let req = Request {
         nodes: vec![name],
         host_group: body.host_group,
@@ -211,7 +199,7 @@ async fn one(s: &ApiState, name: String, body: NodeRequest, op: Op) -> ApiResult
     submit(&s.manager, op, req).await
 }
 
-async fn batch(s: &ApiState, body: BatchRequest, op: Op) -> ApiResult<Response> {
+async fn batch(s: &ApiState, body: BatchRequest, op: Lifecycle) -> ApiResult<Response> {
     let req = Request {
         nodes: body.nodes,
         host_group: body.host_group,
@@ -236,7 +224,7 @@ macro_rules! lifecycle_handlers {
             Segment(name): Segment,
             JsonBody(body): JsonBody<NodeRequest>,
         ) -> ApiResult<Response> {
-            one(&s, name, body, Op::$op).await
+            one(&s, name, body, Lifecycle::$op).await
         }
 
         #[doc = $many_doc]
@@ -247,7 +235,7 @@ macro_rules! lifecycle_handlers {
             State(s): State<ApiState>,
             JsonBody(body): JsonBody<BatchRequest>,
         ) -> ApiResult<Response> {
-            batch(&s, body, Op::$op).await
+            batch(&s, body, Lifecycle::$op).await
         }
     };
 }

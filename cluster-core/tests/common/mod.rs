@@ -44,11 +44,14 @@ pub async fn discovered(m: &Manager, names: &[&str]) {
     m.settle().await.unwrap();
 }
 
+/// A request for `nodes` in host group `service-worker`.
+pub fn workers(nodes: impl IntoIterator<Item = impl Into<String>>) -> Request {
+    Request::nodes(nodes).host_group("service-worker")
+}
+
 /// Commissioning `nodes` as workers with the fixtures told to block until stopped.
 pub fn blocking_commission<const N: usize>(nodes: [&str; N]) -> Request {
-    Request::nodes(nodes)
-        .host_group("service-worker")
-        .vars(json!({"sleep_secs": 3600}))
+    workers(nodes).vars(json!({"sleep_secs": 3600}))
 }
 
 /// Job `id` once it has finished, waiting at most `wait`.
