@@ -111,6 +111,25 @@ fn timed_direct(program: &str, args: &[String], env: &[(String, String)]) -> Dur
     took
 }
 
+/// Medians (ms) over `rounds` of `program` started by hand and of an upgrade job of
+/// `names` that runs it.
+async fn medians(
+    rounds: usize,
+    m: &Manager,
+    names: &[String],
+    program: &str,
+    args: &[String],
+    env: &[(String, String)],
+) -> (f64, f64) {
+    let mut direct = Vec::new();
+    let mut job = Vec::new();
+    for _ in 0..rounds {
+        direct.push(timed_direct(program, args, env));
+        job.push(timed_upgrade(m, names).await);
+    }
+    (median(direct), median(job))
+}
+
 async fn ansible(rounds: usize, hosts: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let env = isolated_env(dir.path());
@@ -144,13 +163,7 @@ async fn ansible(rounds: usize, hosts: usize) {
         playbook.display().to_string(),
     ];
 
-    let mut direct = Vec::new();
-    let mut job = Vec::new();
-    for _ in 0..rounds {
-        direct.push(timed_direct("ansible-playbook", &args, &env));
-        job.push(timed_upgrade(&m, &names).await);
-    }
-    let (d, j) = (median(direct), median(job));
+    let (d, j) = medians(rounds, &m, &names, "ansible-playbook", &args, &env).await;
     println!("ansible_playbook_direct_{hosts}_hosts {d:.0} ms");
     println!("ansible_job_{hosts}_hosts {j:.0} ms");
     println!("ansible_job_overhead_{hosts}_hosts {:.0} ms", j - d);
@@ -198,13 +211,7 @@ async fn ansible_stub(rounds: usize, hosts: usize) {
         ("CLUSTERM_RESULTS_FILE".to_owned(), "/dev/null".to_owned()),
     ];
     let stub = stub.display().to_string();
-    let mut direct = Vec::new();
-    let mut job = Vec::new();
-    for _ in 0..rounds.max(20) {
-        direct.push(timed_direct(&stub, &[], &env));
-        job.push(timed_upgrade(&m, &names).await);
-    }
-    let (d, j) = (median(direct), median(job));
+    let (d, j) = medians(rounds.max(20), &m, &names, &stub, &[], &env).await;
     println!("ansible_stub_direct_{hosts}_hosts {d:.2} ms");
     println!("ansible_stub_job_{hosts}_hosts {j:.2} ms");
     println!("ansible_push_overhead_{hosts}_hosts {:.2} ms", j - d);
@@ -227,12 +234,7 @@ async fn command_lines(rounds: usize, lines: usize) {
     let push = CommandPush::from_config(config).expect("config");
     let (m, names) = manager(Arc::new(push), 1).await;
     let env = vec![("PATH".to_owned(), std::env::var("PATH").unwrap_or_default())];
-    let mut direct = Vec::new();
-    let mut job = Vec::new();
-    for _ in 0..rounds {
-        direct.push(timed_direct(&argv[0], &argv[1..], &env));
-        job.push(timed_upgrade(&m, &names).await);
-    }
+    let (d, j) = medians(rounds, &m, &names, &argv[0], &argv[1..], &env).await;
     let log_lines = m
         .last_job()
         .await
@@ -241,7 +243,6 @@ async fn command_lines(rounds: usize, lines: usize) {
         .and_then(|j| m.job_log(j.id))
         .map_or(0, |l| l.total());
     assert!(log_lines as usize >= lines, "log has {log_lines} lines");
-    let (d, j) = (median(direct), median(job));
     println!("command_direct_{lines}_lines {d:.1} ms");
     println!("command_job_{lines}_lines {j:.1} ms");
     println!("command_job_overhead_{lines}_lines {:.1} ms", j - d);
