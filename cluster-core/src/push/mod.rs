@@ -1,4 +1,5 @@
-//! The `ConfigPush` trait (Ansible in production) and the job log a push writes to.
+//! The `ConfigPush` trait (Ansible in production), the job log a push writes to, and
+//! [`PerAction`], the shape of settings given per push action.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -75,5 +76,25 @@ impl<T> PerAction<T> {
             PushAction::Upgrade => self.upgrade.as_ref(),
             PushAction::Verify => self.verify.as_ref(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_action_reads_its_own_setting() {
+        let all: PerAction<String> = serde_json::from_value(serde_json::json!({
+            "discover": "discover", "provision": "provision", "cleanup": "cleanup",
+            "upgrade": "upgrade", "verify": "verify",
+        }))
+        .unwrap();
+        for action in PushAction::ALL {
+            assert_eq!(all.get(action).map(String::as_str), Some(action.as_str()));
+            assert_eq!(PerAction::<String>::default().get(action), None);
+        }
+        let typo = serde_json::from_value::<PerAction<String>>(serde_json::json!({"upgarde": "x"}));
+        assert!(typo.unwrap_err().to_string().contains("upgarde"));
     }
 }

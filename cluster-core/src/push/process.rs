@@ -1,7 +1,8 @@
 //! Child processes of the process-based pushes ([`super::ansible`], [`super::command`]):
 //! a private per-job directory, program lookup on `PATH`, and running one program in its
 //! own process group with its output streamed line by line into the job log, stopped
-//! (the whole group) on cancellation or timeout.
+//! (the whole group) on cancellation or timeout; the configured limits of a run and the
+//! push errors its failures become.
 //!
 //! This module never builds a shell command line: programs get an argument vector, and
 //! user data reaches them through files or stdin only.
