@@ -3,7 +3,6 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,13 +71,9 @@ async fn crash_manager_child() {
 #[tokio::test]
 async fn a_killed_manager_restarts_with_acknowledged_state() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_manager_child", "--ignored", "--nocapture"])
-        .env(CHILD_DIR, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child =
+        clusterm_tests::process::spawn_test_child("crash_manager_child", (CHILD_DIR, dir.path()))
+            .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(120);
     let (mut done, mut running) = (None, None);

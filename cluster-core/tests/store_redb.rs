@@ -3,7 +3,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -80,19 +79,11 @@ async fn crash_writer_child() {
 async fn kill_9_mid_batch_loses_no_acknowledged_batch() {
     let dir = tempfile::tempdir().unwrap();
     for (round, kill_after) in [3u64, 17, 40].into_iter().enumerate() {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "crash_writer_child",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_DIR, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = clusterm_tests::process::spawn_test_child(
+            "crash_writer_child",
+            (CHILD_DIR, dir.path()),
+        )
+        .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut acked = 0;

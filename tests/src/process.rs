@@ -93,3 +93,22 @@ impl Drop for ChildGuard {
         self.kill();
     }
 }
+
+/// Starts the running test binary again to run only the `#[ignore]`d test `test`, with
+/// `env` set and its stdout piped back: the way tests get a child process they can
+/// `kill -9` at a moment of their choosing (crash and durability tests).
+pub fn spawn_test_child(test: &str, env: (&str, &Path)) -> std::io::Result<Child> {
+    Command::new(std::env::current_exe()?)
+        .args([
+            "--exact",
+            test,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(env.0, env.1)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+}
