@@ -260,7 +260,9 @@ fn apply_batch(db: &Database, batch: Batch) -> Result<Applied> {
 fn read_events(db: &Database, q: EventQuery) -> Result<Vec<NodeEvent>> {
     let txn = db.begin_read().map_err(Error::store)?;
     let events = txn.open_table(EVENTS).map_err(Error::store)?;
-    let from = q.after.saturating_add(1);
+    let Some(from) = q.after.checked_add(1) else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     match &q.node {
         None => {
@@ -348,7 +350,9 @@ impl InventoryStore for RedbStore {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(Error::store)?;
             let jobs = txn.open_table(JOBS).map_err(Error::store)?;
-            let from = after.map_or(0, |j| j.0.saturating_add(1));
+            let Some(from) = after.map_or(Some(0), |j| j.0.checked_add(1)) else {
+                return Ok(Vec::new());
+            };
             let mut out = Vec::new();
             for entry in jobs.range(from..).map_err(Error::store)?.take(limit) {
                 let (_, v) = entry.map_err(Error::store)?;

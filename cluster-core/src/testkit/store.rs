@@ -284,6 +284,14 @@ pub async fn event_log(store: &dyn InventoryStore) {
         paged.extend(page);
     }
     assert_eq!(paged, all, "paged read equals full read");
+    assert!(
+        store
+            .events(EventQuery::all(u64::MAX, 10))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing after the last possible seq"
+    );
 
     let y = store.events(EventQuery::node("y", 0, 100)).await.unwrap();
     let y_to: Vec<_> = y.iter().map(|e| e.to.as_str()).collect();
@@ -364,6 +372,14 @@ pub async fn jobs(store: &dyn InventoryStore) {
         .map(|j| j.id.0)
         .collect();
     assert_eq!(after, [3, 10], "cursor and limit");
+    assert!(
+        store
+            .list_jobs(Some(JobId(u64::MAX)), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing after the last possible id"
+    );
 
     let mut done = job(2, &["n1", "n2"]);
     done.status = JobStatus::Errored;
