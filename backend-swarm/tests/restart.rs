@@ -5,41 +5,20 @@
 //! then on it lists the swarm and decommissions n2 out of `docker node ls`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use backend_swarm::{SwarmBackend, SwarmConfig};
 use cluster_core::store::RedbStore;
 use cluster_core::{
-    BackendNode, ClusterBackend, ClusterState, JobId, JobStatus, Manager, Member, MembershipEvent,
-    MembershipKind, NodeStatus, Role, manager::Request,
+    BackendNode, ClusterBackend, ClusterState, Manager, Member, MembershipEvent, MembershipKind,
+    NodeStatus, Role, manager::Request,
 };
-use clusterm_tests::dockerd::{Dockerd, DockerdSet};
+use clusterm_tests::dockerd::DockerdSet;
 
 #[allow(dead_code)]
 mod support;
-use support::{ADDRS, local_state, node_ls, swarm_port};
+use support::{ADDRS, complete, local_state, node_ls, swarm_port};
 
 const NAMES: [&str; 2] = ["n1", "n2"];
-/// Waiting bound for anything the swarm or the manager does on a loaded machine.
-const WAIT: Duration = Duration::from_secs(180);
-
-/// Runs a request's job to its end and insists it completed.
-async fn complete(m: &Manager, daemons: &DockerdSet, what: &str, id: cluster_core::Result<JobId>) {
-    let id = id.unwrap_or_else(|e| panic!("{what} refused: {e}"));
-    let job = tokio::time::timeout(WAIT, m.wait_job(id))
-        .await
-        .unwrap_or_else(|_| panic!("{what}: job {id} still running after {WAIT:?}"))
-        .unwrap();
-    if job.status != JobStatus::Complete {
-        let tails: Vec<String> = daemons
-            .daemons()
-            .iter()
-            .map(Dockerd::output)
-            .map(|l| l[l.len().saturating_sub(3000)..].to_owned())
-            .collect();
-        panic!("{what}: job {id} ended {job:?}\nengine logs (tails): {tails:#?}");
-    }
-}
 
 /// The swarm's members as (name, role), by name.
 async fn members(b: &SwarmBackend) -> Vec<(String, Role)> {

@@ -16,17 +16,17 @@ use cluster_core::testkit::backend::{
     BackendHarness, TestNode, backend_conformance, check_dissolve, check_through_manager,
 };
 use cluster_core::{
-    BackendNode, ClusterBackend, ClusterState, EventQuery, JobId, JobStatus, Manager, Member,
-    MembershipEvent, MembershipKind, MemoryStore, NodeStatus, Role, manager::Request,
+    BackendNode, ClusterBackend, ClusterState, EventQuery, Manager, Member, MembershipEvent,
+    MembershipKind, MemoryStore, NodeStatus, Role, manager::Request,
 };
 use clusterm_tests::dockerd::{Dockerd, DockerdSet};
 
 mod support;
-use support::{ADDRS, Captured, ObservingPush, Row, local_state, node_ls, row, swarm_port};
+use support::{
+    ADDRS, Captured, ObservingPush, Row, WAIT, complete, local_state, node_ls, row, swarm_port,
+};
 
 const NAMES: [&str; 3] = ["n1", "n2", "n3"];
-/// Waiting bound for anything the swarm or the manager does on a loaded machine.
-const WAIT: Duration = Duration::from_secs(180);
 
 struct Harness {
     daemons: DockerdSet,
@@ -65,23 +65,6 @@ impl BackendHarness for Harness {
     async fn start_node(&mut self, name: &str) {
         let d = self.daemons.daemon_mut(Self::index(name));
         tokio::task::block_in_place(|| d.start());
-    }
-}
-
-/// Runs a request's job to its end and insists it completed.
-async fn complete(m: &Manager, h: &Harness, what: &str, id: cluster_core::Result<JobId>) {
-    let id = id.unwrap_or_else(|e| panic!("{what} refused: {e}"));
-    let job = tokio::time::timeout(WAIT, m.wait_job(id))
-        .await
-        .unwrap_or_else(|_| panic!("{what}: job {id} still running after {WAIT:?}"))
-        .unwrap();
-    if job.status != JobStatus::Complete {
-        let logs: Vec<String> = h.daemons.daemons().iter().map(Dockerd::output).collect();
-        let tail: Vec<&str> = logs
-            .iter()
-            .map(|l| &l[l.len().saturating_sub(3000)..])
-            .collect();
-        panic!("{what}: job {id} ended {job:?}\nengine logs (tails): {tail:#?}");
     }
 }
 
@@ -140,7 +123,7 @@ async fn through_the_manager(h: &mut Harness) {
     let d1 = &h.daemons.daemons()[0];
 
     let req = Request::nodes(["n1"]).host_group("service-master");
-    complete(&m, h, "bootstrap on n1", m.commission(req).await).await;
+    complete(&m, &h.daemons, "bootstrap on n1", m.commission(req).await).await;
     assert_eq!(m.cluster().state, ClusterState::Active);
     let rows = tokio::task::block_in_place(|| node_ls(d1));
     assert_eq!(rows.len(), 1, "a fresh swarm of one: {rows:?}");
@@ -150,7 +133,13 @@ async fn through_the_manager(h: &mut Harness) {
     );
 
     let req = Request::nodes(["n2", "n3"]).host_group("service-worker");
-    complete(&m, h, "commission of n2 and n3", m.commission(req).await).await;
+    complete(
+        &m,
+        &h.daemons,
+        "commission of n2 and n3",
+        m.commission(req).await,
+    )
+    .await;
     let rows = tokio::task::block_in_place(|| node_ls(d1));
     assert_eq!(rows.len(), 3, "{rows:?}");
     for r in &rows[1..] {
@@ -162,7 +151,7 @@ async fn through_the_manager(h: &mut Harness) {
     }
 
     let req = Request::nodes(["n2"]).host_group("service-master");
-    complete(&m, h, "promotion of n2", m.upgrade(req).await).await;
+    complete(&m, &h.daemons, "promotion of n2", m.upgrade(req).await).await;
     let n2 = tokio::task::block_in_place(|| row(d1, "n2")).expect("n2 in the swarm");
     assert_eq!(
         (n2.role.as_str(), n2.availability.as_str()),
@@ -175,7 +164,7 @@ async fn through_the_manager(h: &mut Harness) {
 
     complete(
         &m,
-        h,
+        &h.daemons,
         "upgrade of n3",
         m.upgrade(Request::nodes(["n3"])).await,
     )
@@ -195,7 +184,7 @@ async fn through_the_manager(h: &mut Harness) {
 
     complete(
         &m,
-        h,
+        &h.daemons,
         "decommission of n2",
         m.decommission(Request::nodes(["n2"])).await,
     )

@@ -1,12 +1,49 @@
-//! Helpers of the Swarm end-to-end test: the swarm as the `docker` CLI reports it, a
-//! push that observes node availability during upgrades, and a log capture.
+//! Helpers of the Swarm end-to-end tests: the swarm as the `docker` CLI reports it,
+//! waiting for a job with the engines' logs on failure, a push that observes node
+//! availability during upgrades, and a log capture.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use cluster_core::{ConfigPush, JobReport, JobSpec, LogSink, PushAction};
-use clusterm_tests::dockerd::Dockerd;
+use cluster_core::{
+    ConfigPush, JobId, JobReport, JobSpec, JobStatus, LogSink, Manager, PushAction,
+};
+use clusterm_tests::dockerd::{Dockerd, DockerdSet};
+
+/// Waiting bound for anything the swarm or the manager does on a loaded machine.
+pub const WAIT: Duration = Duration::from_secs(180);
+
+/// Runs a request's job to its end and insists it completed; on failure the panic
+/// carries the tail of every engine's log.
+pub async fn complete(
+    m: &Manager,
+    daemons: &DockerdSet,
+    what: &str,
+    id: cluster_core::Result<JobId>,
+) {
+    let id = id.unwrap_or_else(|e| panic!("{what} refused: {e}"));
+    let job = tokio::time::timeout(WAIT, m.wait_job(id))
+        .await
+        .unwrap_or_else(|_| panic!("{what}: job {id} still running after {WAIT:?}"))
+        .unwrap();
+    if job.status != JobStatus::Complete {
+        let tails: Vec<String> = daemons
+            .daemons()
+            .iter()
+            .map(Dockerd::output)
+            .map(|l| {
+                let mut from = l.len().saturating_sub(3000);
+                while !l.is_char_boundary(from) {
+                    from += 1;
+                }
+                l[from..].to_owned()
+            })
+            .collect();
+        panic!("{what}: job {id} ended {job:?}\nengine logs (tails): {tails:#?}");
+    }
+}
 
 /// Addresses of the three engines.
 pub const ADDRS: [&str; 3] = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
